@@ -1,0 +1,5 @@
+"""The `datapost` command line. Each subcommand lives in its own module."""
+
+from .main import main
+
+__all__ = ["main"]
