@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CONTROL_PREFIX = "/_control"
+logger = logging.getLogger("sandbox")
 
 
 def injected_error(target: str, status: int, rule: FaultRule) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -46,11 +48,14 @@ def injected_error(target: str, status: int, rule: FaultRule) -> tuple[bytes, li
                        "message": f"Server error occurred: {secrets.token_hex(4)}"}
         else:
             payload = {"error": "Injected", "message": f"Injected fault ({status})"}
+        if not rule.id:  # not injected: the sandbox itself failed
+            payload = {"error": "Internal Server error",
+                       "message": f"Server error occurred: {secrets.token_hex(4)}"}
         headers.append((b"content-type", b"application/json"))
         return json.dumps(payload).encode(), headers
     code = {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(
         status, "InternalServerError" if status >= 500 else "InjectedFault")
-    message = f"Injected fault ({status})"
+    message = f"Injected fault ({status})" if rule.id else "Internal server error"
     reference = secrets.token_hex(8)
     headers += [
         (b"content-type", b"application/json"),
@@ -97,9 +102,13 @@ class SandboxMiddleware:
         )
         started = time.perf_counter()
 
+        started_response = False
+
         async def logging_send(message: Message) -> None:
+            nonlocal started_response
             if message["type"] == "http.response.start":
                 entry.status = message["status"]
+                started_response = True
             await send(message)
 
         try:
@@ -126,8 +135,14 @@ class SandboxMiddleware:
             await self.app(scope, receive, logging_send)
         except ConnectionAbortedError:
             raise
-        except Exception as exc:  # the sandbox must answer, never hang: log and re-raise
+        except Exception as exc:  # a sandbox bug still gets the platform's 500, not a trace
             entry.error = type(exc).__name__
-            raise
+            logger.exception("sandbox error on %s %s", scope["method"], path)
+            if started_response:
+                raise
+            body, extra = injected_error(target, 500, FaultRule(id=0))
+            await logging_send({"type": "http.response.start", "status": 500,
+                                "headers": [*extra, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
         finally:
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)

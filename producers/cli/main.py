@@ -49,3 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.error("interrupted")
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
