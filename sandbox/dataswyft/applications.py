@@ -32,7 +32,8 @@ def registry_json(app: AppSpec) -> dict[str, Any]:
             "termsUrl": "", "supportContact": "", "dataPreview": [],
             "graphics": {"banner": {"normal": ""}, "logo": {"normal": ""}, "screenshots": []},
         },
-        "developer": {"id": "datapost-sandbox", "name": "datapost sandbox", "url": "", "country": ""},
+        "developer": {"id": "datapost-sandbox", "name": "datapost sandbox", "url": "",
+                      "country": ""},
         "permissions": {"rolesGranted": [r.to_json() for r in app.roles]},
         "setup": {"kind": "External", "validRedirectUris": list(app.valid_redirect_uris)},
         "status": {"kind": "Internal", "compatibility": app.version},
@@ -56,7 +57,8 @@ def _app(call: Call) -> AppSpec:
     if app is None:
         raise ApiError(errors.controller(
             404, "Application not Found",
-            f"Application {app_id} does not appear to be a valid application registered with the DEX"))
+            f"Application {app_id} does not appear to be a valid application registered "
+            "with the DEX"))
     return app
 
 

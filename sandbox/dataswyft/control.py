@@ -88,7 +88,9 @@ async def _token(state: DataswyftState, pda: Pda, request: Request) -> Response:
     iat_abs, exp_abs = _number(body, "iat"), _number(body, "exp")
     iat_off, exp_off = _number(body, "iat_offset"), _number(body, "exp_offset")
     iat = int(iat_abs if iat_abs is not None else now + (iat_off or 0))
-    exp = int(exp_abs) if exp_abs is not None else (int(now + exp_off) if exp_off is not None else None)
+    exp = int(exp_abs) if exp_abs is not None else None
+    if exp is None and exp_off is not None:
+        exp = int(now + exp_off)
     app_id = body.get("application")
     if app_id is None:
         return JSONResponse({"token": pda.tokens.mint_owner(iat, exp)})
@@ -148,7 +150,8 @@ async def pda_control(state: DataswyftState, pda: Pda, request: Request, sub: st
     try:
         if method == "POST" and parts == ["apps"]:
             return await _register_and_enable(state, pda, request)
-        if method == "POST" and len(parts) == 3 and parts[0] == "apps" and parts[2] in ("enable", "disable"):
+        if (method == "POST" and len(parts) == 3 and parts[0] == "apps"
+                and parts[2] in ("enable", "disable")):
             return await _set_enabled(state, pda, parts[1], parts[2] == "enable")
         if method == "POST" and parts == ["token"]:
             return await _token(state, pda, request)

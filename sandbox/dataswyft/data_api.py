@@ -20,6 +20,12 @@ from .routing import API, API26, EP, NS, Call, Router
 
 _ENDPOINT = re.compile(r"^[0-9a-z-]+/[0-9a-z-/]+$")
 _KNOWN_QUERY = {"orderBy", "ordering", "skip", "take"}
+DUPLICATE = "Duplicate data - Duplicate data"
+BATCH_DUPLICATE = "Could not insert data - Duplicate data"
+BATCH_DENIED = "Access Denied - No rights to insert some or all of the data in the batch"
+DELETE_DENIED = "Access Denied - Permissions to modify records in some of the namespaces missing"
+DELETE_MISSING = "Could not delete records: Records missing for deleting"
+UPDATE_MISSING = "Could not update records: Records missing for updating"
 
 
 def _post_json(rec: Record) -> dict[str, Any]:
@@ -65,7 +71,7 @@ async def create(call: Call) -> Response:
     try:
         saved = call.pda.records.insert(items, call.now, skip_errors=skip and many)
     except DuplicateData:
-        raise ApiError(errors.controller(400, "Bad Request", "Duplicate data - Duplicate data")) from None
+        raise ApiError(errors.controller(400, "Bad Request", DUPLICATE)) from None
     if many:
         return JSONResponse([_post_json(r) for r, _ in saved], status_code=201)
     return JSONResponse(_post_json(saved[0][0]), status_code=201)
@@ -151,13 +157,13 @@ async def batch(call: Call) -> Response:
     some_write = who is not None and (who.is_owner or call.allowed("namespacewrite", "*"))
     if not some_write or not all(call.allowed("namespacewrite", ns) for ns in namespaces):
         raise ApiError(errors.controller(
-            403, "Forbidden", "Access Denied - No rights to insert some or all of the data in the batch"))
+            403, "Forbidden", BATCH_DENIED))
     try:
         saved = call.pda.records.insert(records, call.now)
     except DuplicateData:
-        raise ApiError(errors.controller(400, "Bad Request", "Could not insert data - Duplicate data")) from None
-    out = [{**parent.to_json(as_stored=False), "links": [r.to_json(as_stored=False) for r in linked]}
-           for parent, linked in saved]
+        raise ApiError(errors.controller(400, "Bad Request", BATCH_DUPLICATE)) from None
+    out = [{**parent.to_json(as_stored=False),
+            "links": [r.to_json(as_stored=False) for r in linked]} for parent, linked in saved]
     return JSONResponse(out, status_code=201)
 
 
@@ -184,7 +190,7 @@ async def update(call: Call) -> Response:
         raise ApiError(errors.validation(problems))
     if any(not call.allowed("namespacewrite", ep.split("/", 1)[0]) for _, ep, _ in changes):
         raise ApiError(errors.server_error(), renew=False)  # not caught by the HAT: 500
-    missing = errors.controller(400, "Data Missing", "Could not update records: Records missing for updating")
+    missing = errors.controller(400, "Data Missing", UPDATE_MISSING)
     if missing_id:
         raise ApiError(missing)
     try:
@@ -203,12 +209,11 @@ async def delete_records(call: Call) -> Response:
     namespaces = {r.namespace for r in found if r is not None}
     if not all(call.allowed("namespacewrite", ns) for ns in namespaces):
         raise ApiError(errors.controller(
-            403, "Forbidden", "Access Denied - Permissions to modify records in some of the namespaces missing"))
+            403, "Forbidden", DELETE_DENIED))
     try:
         store.delete(ids)
     except RecordsMissing:
-        raise ApiError(errors.controller(
-            400, "Data Missing", "Could not delete records: Records missing for deleting")) from None
+        raise ApiError(errors.controller(400, "Data Missing", DELETE_MISSING)) from None
     return JSONResponse({"message": "All records deleted"})
 
 

@@ -73,8 +73,10 @@ def error_redirect(call: Call, p: LoginParams, code: str, reason: str) -> Respon
     if p.fallback:
         return RedirectResponse(p.fallback, status_code=302)
     if p.redirect:
-        return RedirectResponse(f"{p.redirect}?error={code}%26error_reason={reason}", status_code=302)
-    return HTMLResponse(pages.error(call.pda.domain, code, reason.replace("%20", "")), status_code=400)
+        target = f"{p.redirect}?error={code}%26error_reason={reason}"
+        return RedirectResponse(target, status_code=302)
+    page = pages.error(call.pda.domain, code, reason.replace("%20", ""))
+    return HTMLResponse(page, status_code=400)
 
 
 def success_redirect(redirect: str, token: str | None) -> Response:
@@ -127,7 +129,8 @@ async def hatlogin(call: Call) -> Response:
         return _grant(call, app, p)
     who = session(call)
     if who is None:
-        next_url = call.request.url.path + ("?" + call.request.url.query if call.request.url.query else "")
+        query = call.request.url.query
+        next_url = call.request.url.path + ("?" + query if query else "")
         return HTMLResponse(pages.password(call.pda.domain, call.pda.owner, next_url))
     entry = call.pda.apps.get(app.id)
     if p.internal or (entry is not None and entry.enabled and entry.version == app.version):
@@ -154,8 +157,9 @@ async def password_form(call: Call) -> Response:
                                            "Too many attempts. Wait a few seconds and try again."),
                             status_code=400)
     if not hmac.compare_digest(password.encode(), pda.password.encode()):
-        return HTMLResponse(pages.password(pda.domain, pda.owner, next_url,
-                                           "Incorrect password. Please try again."), status_code=401)
+        page = pages.password(pda.domain, pda.owner, next_url,
+                              "Incorrect password. Please try again.")
+        return HTMLResponse(page, status_code=401)
     resp = RedirectResponse(next_url, status_code=303)
     resp.set_cookie(cookie_name(pda), pda.tokens.mint_owner(int(call.now)), httponly=True,
                     samesite="lax", path="/")
@@ -168,9 +172,9 @@ async def consent_form(call: Call) -> Response:
     p = LoginParams.read(values)
     who = session(call)
     if who is None or not hmac.compare_digest(values.get("csrf", ""), csrf_token(call, who)):
-        return HTMLResponse(pages.password(call.pda.domain, call.pda.owner, "/hatlogin?" + _query(p),
-                                           "Your session has ended. Please log in again."),
-                            status_code=401)
+        page = pages.password(call.pda.domain, call.pda.owner, "/hatlogin?" + _query(p),
+                              "Your session has ended. Please log in again.")
+        return HTMLResponse(page, status_code=401)
     app, problem = check(call, p)
     if problem is not None or app is None:
         return problem or HTMLResponse("", status_code=400)

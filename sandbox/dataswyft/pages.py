@@ -39,8 +39,8 @@ _ROLE_TEXT = {
 def _page(title: str, body: str, head: str = "") -> str:
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{escape(title)}"
-        f"</title><style>{_STYLE}</style>{head}</head><body>{body}</body></html>"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        f"<title>{escape(title)}</title><style>{_STYLE}</style>{head}</head><body>{body}</body></html>"
     )
 
 
@@ -48,7 +48,8 @@ def index(domain: str) -> str:
     return _page(f"{domain} - PDA", (
         f"<h1>Personal Data Account</h1><p class=\"pda\">{escape(domain)}</p>"
         "<p>This is the datapost sandbox's stand-in for a Dataswyft PDA dashboard. "
-        "Apps sign people in at <code>/#/hatlogin?name=&lt;app&gt;&amp;redirect=&lt;url&gt;</code>.</p>"
+        "Apps sign people in at "
+        "<code>/#/hatlogin?name=&lt;app&gt;&amp;redirect=&lt;url&gt;</code>.</p>"
     ), head=_ROUTER)
 
 
@@ -59,8 +60,8 @@ def password(domain: str, owner: str, next_url: str, message: str | None = None)
         "<form method=\"post\" action=\"/_sandbox/login\">"
         f"<input type=\"hidden\" name=\"next\" value=\"{escape(next_url)}\">"
         "<p><label for=\"password\">Password</label><br>"
-        "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" "
-        "required autofocus></p>"
+        "<input id=\"password\" name=\"password\" type=\"password\" "
+        "autocomplete=\"current-password\" required autofocus></p>"
         "<p><button type=\"submit\" id=\"login\">Log in</button></p></form>"
     ))
 
@@ -83,7 +84,8 @@ def consent(domain: str, app: AppSpec, hidden: dict[str, str], updating: bool) -
         f"version {escape(app.version)}</p><p>It asks for permission to:</p><ul id=\"permissions\">"
         f"{roles}</ul><form method=\"post\" action=\"/_sandbox/consent\">{fields}"
         "<button type=\"submit\" name=\"decision\" value=\"accept\" id=\"accept\">Accept</button>"
-        "<button type=\"submit\" name=\"decision\" value=\"decline\" id=\"decline\">Decline</button>"
+        "<button type=\"submit\" name=\"decision\" value=\"decline\" id=\"decline\">"
+        "Decline</button>"
         "</form>"
     ))
 
@@ -92,5 +94,6 @@ def error(domain: str, code: str, reason: str, detail: str = "") -> str:
     extra = f"<p>{escape(detail)}</p>" if detail else ""
     return _page(f"Login error - {domain}", (
         f"<h1>Login error</h1><p class=\"pda\">{escape(domain)}</p>"
-        f"<p class=\"err\" id=\"error\">{escape(code)}</p><p id=\"reason\">{escape(reason)}</p>{extra}"
+        f"<p class=\"err\" id=\"error\">{escape(code)}</p>"
+        f"<p id=\"reason\">{escape(reason)}</p>{extra}"
     ))

@@ -8,7 +8,8 @@ import threading
 class TokenBucketLimiter:
     """`capacity` requests at once, then one more every `refill_seconds` (sandbox clock)."""
 
-    def __init__(self, capacity: int = 10, refill_seconds: float = 2.0, max_keys: int = 10_000) -> None:
+    def __init__(self, capacity: int = 10, refill_seconds: float = 2.0,
+                 max_keys: int = 10_000) -> None:
         self.capacity = capacity
         self.refill_seconds = refill_seconds
         self.max_keys = max_keys

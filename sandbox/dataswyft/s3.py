@@ -124,7 +124,8 @@ class Presigner:
     def check(self, request: Request, method: str, key: str, now: float) -> Response | None:
         """None when the request carries a valid, unexpired signature; else S3's 403."""
         q = request.query_params
-        amz_date, expires, sig = q.get("X-Amz-Date"), q.get("X-Amz-Expires"), q.get("X-Amz-Signature")
+        amz_date, expires = q.get("X-Amz-Date"), q.get("X-Amz-Expires")
+        sig = q.get("X-Amz-Signature")
         names = (q.get("X-Amz-SignedHeaders") or "").split(";")
         if not (amz_date and expires and sig and expires.isdigit()):
             return s3_error(403, "AccessDenied", "Query-string authentication requires the "
@@ -150,13 +151,14 @@ class Presigner:
 
 
 def s3_error(status: int, code: str, message: str) -> Response:
-    body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>' + escape(code) + "</Code><Message>"
-            + escape(message) + "</Message><RequestId>" + secrets.token_hex(8).upper()
-            + "</RequestId></Error>")
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>' + escape(code)
+            + "</Code><Message>" + escape(message) + "</Message><RequestId>"
+            + secrets.token_hex(8).upper() + "</RequestId></Error>")
     return Response(body, status_code=status, media_type="application/xml")
 
 
-async def handle(request: Request, objects: ObjectStore, presigner: Presigner, now: float) -> Response:
+async def handle(request: Request, objects: ObjectStore, presigner: Presigner,
+                 now: float) -> Response:
     """PUT or GET one object through a presigned URL."""
     key = request.url.path[len("/_s3/"):]
     if "/" not in key or key.startswith("/") or ".." in key.split("/"):

@@ -35,7 +35,9 @@ class Role:
     detail: str | None = None
 
     def to_json(self) -> dict[str, str]:
-        return {"role": self.role} if self.detail is None else {"role": self.role, "detail": self.detail}
+        if self.detail is None:
+            return {"role": self.role}
+        return {"role": self.role, "detail": self.detail}
 
     def __str__(self) -> str:
         return self.role if self.detail is None else f"{self.role}:{self.detail}"

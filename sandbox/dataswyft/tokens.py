@@ -50,7 +50,7 @@ def sign(claims: dict[str, Any], key: rsa.RSAPrivateKey) -> str:
 
 
 class SubjectCrypter:
-    """Makes the opaque `sub`: "1-" + base64(IV ‖ AES-CTR(login-info JSON)), like the HAT's crypter."""
+    """The opaque `sub`: "1-" + base64(IV ‖ AES-CTR(login-info JSON)), like the HAT's."""
 
     def __init__(self, key: bytes | None = None) -> None:
         self._key = key or os.urandom(32)
@@ -144,7 +144,8 @@ class TokenService:
         if claims.get("iss") != self.domain:
             return None
         info = self.crypter.decrypt(claims.get("sub", ""))
-        if not info or info.get("providerID") != self.domain or info.get("providerKey") != self.owner:
+        if (not info or info.get("providerID") != self.domain
+                or info.get("providerKey") != self.owner):
             return None  # "user gone" or a token from elsewhere
         if not (now < exp and now < iat + IDLE_SECONDS):
             return None

@@ -30,7 +30,8 @@ def client_key(call: Call) -> str:
 
 async def access_token(call: Call) -> Response:
     if not call.state.login_limiter.allow(client_key(call), call.now):
-        return errors.controller(400, "Request rate exceeded", "Rate of requests from your IP exceeded",
+        return errors.controller(400, "Request rate exceeded",
+                                 "Rate of requests from your IP exceeded",
                                  details=["Request to /users/access_token"])
     username = unquote(call.request.headers.get("username", ""))
     password = unquote(call.request.headers.get("password", ""))
