@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
-from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from .errors import validation
@@ -61,7 +61,9 @@ async def single_file_part(request: Request, field: str = "file") -> tuple[FormD
     if kind != "multipart/form-data":
         raise validation(f"Content-Type must be multipart/form-data (got {kind})", status=406)
     try:
-        form = await request.form(max_files=1, max_fields=4)
+        # The parser directly: Request.form() turns parse errors into a bare HTTPException.
+        parser = MultiPartParser(request.headers, request.stream(), max_files=1, max_fields=4)
+        form = await parser.parse()
     except MultiPartException as exc:
         raise validation(
             f"the multipart body was rejected ({exc}); it must hold exactly one part, "
