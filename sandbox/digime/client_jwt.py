@@ -8,6 +8,7 @@ contract's public key found by the `client_id` claim. Freshness comes from `nonc
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,25 +70,33 @@ def authenticate(state: DigimeState, request: Request, counter: str | None = Non
     if not isinstance(nonce, str) or not NONCE.fullmatch(nonce):
         raise invalid_request(
             "The nonce in the JWT payload must be 32 characters from [a-zA-Z0-9]")
-    _check_timestamp(state, claims.get("timestamp"))
-    if not state.use_nonce(contract.client_id, nonce):
+    issued_at = _check_timestamp(state, claims.get("timestamp"))
+    if not state.use_nonce(contract.client_id, nonce, issued_at):
         raise invalid_request(NONCE_REUSED.format(nonce))
     if counter:
         state.count(contract.client_id, counter)
     return ClientCall(contract, claims)
 
 
-def _check_timestamp(state: DigimeState, value: object) -> None:
+def _check_timestamp(state: DigimeState, value: object) -> float:
+    """The JWT time in epoch seconds, if fresh.
+
+    Fresh means within the window of the sandbox clock. When a test has shifted that clock,
+    the real wall clock is accepted too: clients (the SDK, datapost) stamp real time, and a
+    clock jump meant to expire tokens must not turn every call into a stale-timestamp error.
+    """
     if not isinstance(value, int) or isinstance(value, bool):
         raise invalid_request(
             "The timestamp in the JWT payload must be an integer: milliseconds since the epoch")
     window = int(state.world.settings.timestamp_window)
-    skew = value / 1000 - state.now()
-    if abs(skew) > window:
+    at = value / 1000
+    skew = at - state.now()
+    if abs(skew) > window and abs(at - time.time()) > window:
         raise invalid_request(
             f"The timestamp in the JWT payload ({value}) is {abs(skew):.0f} s "
             f"{'ahead of' if skew > 0 else 'behind'} the server clock; it must be milliseconds "
             f"since the epoch within ±{window} s")
+    return at
 
 
 def file_descriptor(call: ClientCall, request: Request) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import tempfile
 import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -180,18 +181,21 @@ class DigimeState:
         return self.contracts.get(client_id) if isinstance(client_id, str) else None
 
     # -- nonces and counters ---------------------------------------------------------------
-    def use_nonce(self, client_id: str, nonce: str) -> bool:
-        """Record `nonce`; False when this client already used it inside the window."""
-        now = self.now()
-        keep = 2 * max(1, int(self.world.settings.timestamp_window)) + 60
+    def use_nonce(self, client_id: str, nonce: str, issued_at: float) -> bool:
+        """Record `nonce`; False when this client already used it.
+
+        A nonce is forgotten only once its JWT timestamp is too old for either clock the
+        freshness check accepts, so a replay can never pass both checks.
+        """
+        horizon = min(self.now(), time.time()) - int(self.world.settings.timestamp_window) - 60
         with self.lock:
             seen = self._nonces[client_id]
             if len(seen) > 1000:
-                for old in [n for n, at in seen.items() if at < now - keep]:
+                for old in [n for n, at in seen.items() if at < horizon]:
                     del seen[old]
-            if nonce in seen and seen[nonce] >= now - keep:
+            if nonce in seen:
                 return False
-            seen[nonce] = now
+            seen[nonce] = issued_at
             return True
 
     def count(self, client_id: str, name: str) -> None:

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from .test_digime_support import (
     api,
     assert_error,
+    control,
+    import_write,
     mint,
     nonce,
     now_ms,
@@ -180,3 +182,19 @@ def test_expired_access_token_on_authorize_is_401(sandbox):
         code_challenge_method="S256", redirect_uri="http://127.0.0.1:9/cb",
         response_mode="query", response_type="code"))
     assert_error(resp, 401, "InvalidToken", "The token (access_token) is expired")
+
+
+def test_shifted_clock_expires_tokens_but_still_accepts_real_time_stamps(sandbox):
+    contract = register(sandbox)
+    cred = mint(sandbox, contract, access_ttl=3600)
+    offset = control(sandbox, "GET", "/clock").json()["offset_seconds"]
+    shifted = control(sandbox, "POST", "/clock", json={"shift_seconds": 2 * 86400})
+    assert shifted.status_code == 200
+    try:
+        assert_error(import_write(sandbox, contract, cred["access_token"]["value"], b"late"),
+                     401, "InvalidToken", "The token (access_token) is expired")
+        stale = _claims(contract, timestamp=now_ms() - 3_600_000)
+        assert_error(_jwks_call(sandbox, contract, contract.sign(stale)), 400, "InvalidRequest",
+                     "timestamp")
+    finally:
+        control(sandbox, "POST", "/clock", json={"offset_seconds": offset})

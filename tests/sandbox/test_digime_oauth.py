@@ -16,6 +16,7 @@ from .test_digime_support import (
     api,
     assert_error,
     authorize,
+    auto_approve,
     click,
     connect,
     control,
@@ -32,7 +33,8 @@ from .test_digime_support import (
 
 @pytest.fixture(autouse=True)
 def manual_consent(sandbox):
-    control(sandbox, "POST", "/settings", json={"auto_approve": False})
+    with auto_approve(sandbox, False):
+        yield
 
 
 def _b64int(text: str) -> int:

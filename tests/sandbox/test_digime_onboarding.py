@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .test_digime_support import (
     REDIRECT,
     authorize,
+    auto_approve,
     click,
-    control,
     onboard_url,
     redirect_params,
     register,
@@ -22,15 +22,14 @@ from .test_digime_support import (
 
 @pytest.fixture
 def manual(sandbox):
-    control(sandbox, "POST", "/settings", json={"auto_approve": False})
-    return sandbox
+    with auto_approve(sandbox, False):
+        yield sandbox
 
 
 @pytest.fixture
 def auto(sandbox):
-    control(sandbox, "POST", "/settings", json={"auto_approve": True})
-    yield sandbox
-    control(sandbox, "POST", "/settings", json={"auto_approve": False})
+    with auto_approve(sandbox, True):
+        yield sandbox
 
 
 def test_page_names_the_app_and_has_allow_and_deny(manual):

@@ -7,12 +7,14 @@ so the tests never share crypto code with the server they check.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import string
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -96,6 +98,17 @@ def register(box, *, redirect_uris: list[str] | None = None, key=None,
 
 def control(box, method: str, path: str, **kw: Any) -> httpx.Response:
     return httpx.request(method, box.control_url + path, timeout=60, **kw)
+
+
+@contextlib.contextmanager
+def auto_approve(box, value: bool) -> Iterator[None]:
+    """Flip the onboarding mode on the shared sandbox and put it back afterwards."""
+    before = control(box, "GET", "/settings").json()["auto_approve"]
+    control(box, "POST", "/settings", json={"auto_approve": value})
+    try:
+        yield
+    finally:
+        control(box, "POST", "/settings", json={"auto_approve": before})
 
 
 def api(box, path: str) -> str:
