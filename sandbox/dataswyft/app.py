@@ -61,6 +61,9 @@ class PdaApp:
             return
         if scope["type"] != "http":
             return
+        if scope["method"] == "HEAD":  # Play answers HEAD for every GET route, without a body
+            scope = {**scope, "method": "GET"}
+            send = _without_body(send)
         request = Request(scope, receive)
         try:
             response = await self.handle(request)
@@ -85,6 +88,15 @@ class PdaApp:
             return await pda_control(state, pda, request, path[len("/_control"):])
         return await run(self.router, request, state, pda,
                          lambda _req: HTMLResponse(pages.index(pda.domain)))
+
+
+def _without_body(send: Any) -> Any:
+    async def head_send(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head_send
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
