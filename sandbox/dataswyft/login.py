@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from . import pages
+from . import errors, pages
+from .errors import ApiError
 from .routing import Call, Router
 from .state import AppSpec, Pda
 from .tokens import Verified
@@ -147,8 +148,21 @@ def _safe_next(value: str) -> str:
     return "/"
 
 
-async def password_form(call: Call) -> Response:
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def _form(call: Call) -> dict[str, str]:
+    """The urlencoded/multipart form of a login page; oversized forms are refused."""
+    length = call.request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        raise ApiError(errors.entity_too_large() if length.isdigit()
+                       else errors.play_html(411, "Length Required", "Length Required"))
     form = await call.request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+async def password_form(call: Call) -> Response:
+    form = await _form(call)
     next_url = _safe_next(str(form.get("next", "")))
     password = str(form.get("password", ""))
     pda = call.pda
@@ -167,8 +181,7 @@ async def password_form(call: Call) -> Response:
 
 
 async def consent_form(call: Call) -> Response:
-    form = await call.request.form()
-    values = {k: str(v) for k, v in form.items()}
+    values = await _form(call)
     p = LoginParams.read(values)
     who = session(call)
     if who is None or not hmac.compare_digest(values.get("csrf", ""), csrf_token(call, who)):

@@ -91,6 +91,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"Non-standard token '{name}'")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"Numeric value ({text}) out of range")
+    return value
+
+
 async def read_json(request: Request) -> Any:
     """Play's `parse.json`: 415 for a non-JSON type, 413 past 10 MiB, 400 for bad JSON."""
     ctype = request.headers.get("content-type", "")
@@ -114,7 +121,8 @@ async def read_json(request: Request) -> Any:
         raise ApiError(errors.bad_request(
             "Invalid Json: No content to map due to end-of-input"), renew=False)
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                          parse_float=_finite_float)
     except UnicodeDecodeError as exc:
         raise ApiError(errors.bad_request(f"Invalid Json: Invalid UTF-8 ({exc.reason})"),
                        renew=False) from None
