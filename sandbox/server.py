@@ -17,7 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from .config import PdaSpec, SandboxConfig
+from .config import SandboxConfig
 from .control import control_routes
 from .dataswyft import DataswyftState, dataswyft_control_routes, pda_app
 from .digime import DigimeState, digime_api_app, digime_control_routes, onboarding_app

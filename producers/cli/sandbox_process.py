@@ -44,7 +44,8 @@ class SandboxProcess:
             self.urls = json.loads(line[0])
         except ValueError:
             self.stop()
-            raise SandboxStartError(f"the sandbox printed something unexpected: {line[0][:200]}")
+            raise SandboxStartError(
+                f"the sandbox printed something unexpected: {line[0][:200]}") from None
         threading.Thread(target=self._drain, daemon=True).start()
         return self.urls
 

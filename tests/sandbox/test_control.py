@@ -110,7 +110,8 @@ def test_malformed_fault_rules_get_a_clear_400(clean, rule, message):
 
 
 def test_malformed_control_bodies(clean):
-    resp = clean.control("POST", "/faults", content=b"{not json", headers={"content-type": "application/json"})
+    resp = clean.control("POST", "/faults", content=b"{not json",
+                         headers={"content-type": "application/json"})
     assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]
     resp = clean.control("POST", "/clock", json={"shift_seconds": "soon"})
     assert resp.status_code == 400 and "shift_seconds must be a number" in resp.json()["error"]
