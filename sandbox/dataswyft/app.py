@@ -39,13 +39,12 @@ def _cors(request: Request, response: Response) -> Response:
     return response
 
 
-def _preflight(request: Request) -> Response:
-    resp = Response(status_code=204, headers={
+def _preflight() -> Response:
+    return Response(status_code=204, headers={
         "Access-Control-Allow-Methods": ALLOWED_METHODS,
         "Access-Control-Allow-Headers": ALLOWED_HEADERS,
         "Access-Control-Max-Age": "600",
     })
-    return resp
 
 
 class PdaApp:
@@ -78,7 +77,7 @@ class PdaApp:
             return errors.hat_unavailable()
         path = request.url.path
         if request.method == "OPTIONS" and request.headers.get("access-control-request-method"):
-            return _preflight(request)
+            return _preflight()
         if path.startswith("/_s3/"):
             return await s3.handle(request, state.objects, state.presigner, state.now())
         pda = state.pda_for_host(request.headers.get("host", ""))
