@@ -17,6 +17,7 @@ import structlog
 from .config import LogSettings
 
 REDACTED = "[REDACTED]"
+NOISY_LOGGERS = ("httpx", "httpcore", "urllib3", "pika")
 
 SECRET_KEY_NAME = re.compile(
     r"(token|secret|passw|pwd|private|api[_-]?key|master[_-]?key|^key$|_key$|authorization"
@@ -117,6 +118,9 @@ def configure_logging(settings: LogSettings, stream: Any = None,
     handler._datapost = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    for chatty in NOISY_LOGGERS:  # one line per HTTP request is debug detail, not news
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING) if level > logging.DEBUG
+                                           else logging.DEBUG)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
