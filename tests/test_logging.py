@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent("""
              credential={"nested": {"password": "pw-1234567"}}, status_code=200)
     log.info("a value that only looks like a secret", note="auth " + secrets["jwt"],
              detail="key: " + secrets["pem"], header="Bearer " + secrets["opaque"])
-    logging.getLogger("httpx").info("GET https://pda.example/cb?token=%s&state=ok", secrets["jwt"])
+    logging.getLogger("dramatiq.worker").info("GET https://pda.example/cb?token=%s&state=ok", secrets["jwt"])
     logging.getLogger("uvicorn.error").warning("client sent %s", secrets["opaque"])
     try:
         raise RuntimeError("upload failed for " + secrets["jwt"])
