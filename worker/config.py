@@ -41,6 +41,37 @@ class DataswyftSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    """How workers deliver: payload storage, token refresh, HTTP, retention."""
+
+    queue: str = "datapost"
+    payload_dir: Path | None = None  # default: <data_dir>/payloads
+    inline_payload_max: int = 256 * 1024
+    max_payload_bytes: int = 2 * 1024**3
+    refresh_skew: int = 60
+    refresh_lock_ttl: int = 120
+    http_timeout: float = 30.0
+    http_attempts: int = 3
+    max_inline_wait: float = 30.0
+    idempotency_ttl: int = 86400
+    result_ttl: int = 30 * 86400
+    events_maxlen: int = 100_000
+    job_max_age: int = 7 * 86400
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Job-level retries: delay n = min(cap, base * factor**n), +-jitter; about 27.6 h in all
+    by default, like Svix. Throttling (429/503 with Retry-After) does not count."""
+
+    max_retries: int = 9
+    base: float = 5.0
+    factor: float = 4.0
+    cap: float = 36000.0
+    jitter: float = 0.2
+
+
+@dataclass(frozen=True)
 class LogSettings:
     format: str = "auto"
     level: str = "INFO"
@@ -51,9 +82,12 @@ class Settings:
     redis_url: str | None = None
     broker_url: str | None = None
     master_key: Secret | None = None
+    previous_master_keys: tuple[Secret, ...] = ()
     data_dir: Path = Path(".datapost")
     sandbox_mode: bool = False
     log: LogSettings = field(default_factory=LogSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
     digime: DigimeSettings = field(default_factory=DigimeSettings)
     dataswyft: DataswyftSettings = field(default_factory=DataswyftSettings)
 
@@ -116,6 +150,33 @@ def _master_key(value: Any) -> Secret:
     return Secret(raw)
 
 
+def _master_keys(value: Any) -> tuple[Secret, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError("must be a comma-separated string or a list of base64 keys")
+    return tuple(_master_key(item) for item in items if str(item).strip())
+
+
+def _number(low: float, high: float, kind: type = int) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        try:
+            number = kind(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not low <= number <= high:
+            raise ValueError(f"must be {'an integer' if kind is int else 'a number'} "
+                             f"from {low:g} to {high:g}, got {value!r}")
+        return number
+    return parse
+
+
+def _queue_name(value: Any) -> str:
+    text = _str(value)
+    if not all(c.isalnum() or c in "-_" for c in text) or len(text) > 64:
+        raise ValueError("must be letters, digits, '-' or '_' (at most 64)")
+    return text
+
+
 def _pem_secret(value: Any) -> Secret:
     text = _str(value)
     if "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
@@ -152,7 +213,34 @@ FIELDS: tuple[tuple[str, str, Callable[[Any], Any], str], ...] = (
     ("DATAPOST_REDIS_URL", "redis_url", _url("redis", "rediss", "unix"), "redis_url"),
     ("DATAPOST_BROKER_URL", "broker_url", _url("redis", "rediss", "amqp", "amqps"), "broker_url"),
     ("DATAPOST_MASTER_KEY", "master_key", _master_key, "master_key"),
+    ("DATAPOST_MASTER_KEY_PREVIOUS", "previous_master_keys", _master_keys, "previous_master_keys"),
     ("DATAPOST_DATA_DIR", "data_dir", _path, "data_dir"),
+    ("DATAPOST_QUEUE", "delivery.queue", _queue_name, "delivery.queue"),
+    ("DATAPOST_PAYLOAD_DIR", "delivery.payload_dir", _path, "delivery.payload_dir"),
+    ("DATAPOST_INLINE_PAYLOAD_MAX", "delivery.inline_payload_max", _number(0, 64 * 1024**2),
+     "delivery.inline_payload_max"),
+    ("DATAPOST_MAX_PAYLOAD_BYTES", "delivery.max_payload_bytes", _number(1, 1024**4),
+     "delivery.max_payload_bytes"),
+    ("DATAPOST_REFRESH_SKEW", "delivery.refresh_skew", _number(0, 86400), "delivery.refresh_skew"),
+    ("DATAPOST_REFRESH_LOCK_TTL", "delivery.refresh_lock_ttl", _number(5, 3600),
+     "delivery.refresh_lock_ttl"),
+    ("DATAPOST_HTTP_TIMEOUT", "delivery.http_timeout", _number(0.1, 3600, float),
+     "delivery.http_timeout"),
+    ("DATAPOST_HTTP_ATTEMPTS", "delivery.http_attempts", _number(1, 20), "delivery.http_attempts"),
+    ("DATAPOST_MAX_INLINE_WAIT", "delivery.max_inline_wait", _number(0, 600, float),
+     "delivery.max_inline_wait"),
+    ("DATAPOST_IDEMPOTENCY_TTL", "delivery.idempotency_ttl", _number(1, 365 * 86400),
+     "delivery.idempotency_ttl"),
+    ("DATAPOST_RESULT_TTL", "delivery.result_ttl", _number(60, 3650 * 86400), "delivery.result_ttl"),
+    ("DATAPOST_EVENTS_MAXLEN", "delivery.events_maxlen", _number(100, 10**8),
+     "delivery.events_maxlen"),
+    ("DATAPOST_JOB_MAX_AGE", "delivery.job_max_age", _number(60, 365 * 86400),
+     "delivery.job_max_age"),
+    ("DATAPOST_RETRY_MAX", "retry.max_retries", _number(0, 100), "retry.max_retries"),
+    ("DATAPOST_RETRY_BASE", "retry.base", _number(0.01, 86400, float), "retry.base"),
+    ("DATAPOST_RETRY_FACTOR", "retry.factor", _number(1, 100, float), "retry.factor"),
+    ("DATAPOST_RETRY_CAP", "retry.cap", _number(0.01, 30 * 86400, float), "retry.cap"),
+    ("DATAPOST_RETRY_JITTER", "retry.jitter", _number(0, 1, float), "retry.jitter"),
     ("DATAPOST_SANDBOX", "sandbox_mode", _bool, "sandbox_mode"),
     ("DATAPOST_LOG_FORMAT", "log.format", _choice("auto", "json", "console"), "log.format"),
     ("DATAPOST_LOG_LEVEL", "log.level", _choice("debug", "info", "warning", "error"), "log.level"),
@@ -239,7 +327,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
 
 
 def _assemble(values: dict[str, Any]) -> Settings:
-    groups: dict[str, dict[str, Any]] = {"": {}, "log": {}, "digime": {}, "dataswyft": {}}
+    groups: dict[str, dict[str, Any]] = {"": {}, "log": {}, "digime": {}, "dataswyft": {},
+                                         "delivery": {}, "retry": {}}
     for target, value in values.items():
         group, _, name = target.rpartition(".")
         groups[group][name] = value
@@ -247,9 +336,13 @@ def _assemble(values: dict[str, Any]) -> Settings:
     if digime.private_key is not None and digime.private_key_file is not None:
         raise ConfigError("DATAPOST_DIGIME_PRIVATE_KEY and DATAPOST_DIGIME_PRIVATE_KEY_FILE: "
                           "set one, not both")
+    if "payload_dir" not in groups["delivery"]:
+        groups["delivery"]["payload_dir"] = Path(groups[""].get("data_dir", Path(".datapost"))) / "payloads"
     return Settings(
         **groups[""],
         log=LogSettings(**groups["log"]),
+        delivery=DeliverySettings(**groups["delivery"]),
+        retry=RetrySettings(**groups["retry"]),
         digime=digime,
         dataswyft=DataswyftSettings(**groups["dataswyft"]),
     )
