@@ -80,8 +80,7 @@ class DigimeClient:
         body = json.dumps({"agent": self.agent}, separators=(",", ":")).encode()
         data = self._json_call("oauth/authorize", claims, content=body, secrets=(access_token,),
                                headers={"Content-Type": JSON})
-        payload = self.verifier.verify(data.get("token"))
-        return authorize_result(data, payload)
+        return authorize_result(data, self.verifier.verify(_token(data, "oauth/authorize")))
 
     def onboarding_url(self, preauthorization_code: str, source_type: str = "push") -> str:
         return onboarding_url(self.settings.onboard_url, preauthorization_code, source_type)
@@ -90,14 +89,14 @@ class DigimeClient:
         """POST oauth/token (authorization_code grant), empty body and no Content-Type (§5.1)."""
         data = self._json_call("oauth/token", exchange_claims(code, code_verifier), content=b"",
                                secrets=(code, code_verifier))
-        return token_set_from_payload(self.verifier.verify(data.get("token")))
+        return token_set_from_payload(self.verifier.verify(_token(data, "oauth/token")))
 
     def refresh(self, refresh_token: str) -> TokenSet:
         """POST oauth/token (refresh_token grant). digi.me rotates: the old refresh token is
         used up and its access token revoked, so store the new set before anything else."""
         data = self._json_call("oauth/token", refresh_claims(refresh_token), content=b"",
                                secrets=(refresh_token,), headers={"Content-Type": JSON})
-        return token_set_from_payload(self.verifier.verify(data.get("token")))
+        return token_set_from_payload(self.verifier.verify(_token(data, "oauth/token")))
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -168,6 +167,13 @@ def _json(response: httpx.Response, operation: str) -> Any:
     except (ValueError, UnicodeDecodeError):
         raise DigimeProtocolError(
             f"digi.me {operation} answered {response.status_code} with a body that is not JSON") from None
+
+
+def _token(data: dict, operation: str) -> str:
+    token = data.get("token")
+    if not isinstance(token, str) or not token:
+        raise DigimeProtocolError(f"digi.me {operation} answered 2xx without a token")
+    return token
 
 
 def _require_token(access_token: Any) -> None:

@@ -1,0 +1,59 @@
+"""`datapost worker`: run delivery workers (dramatiq processes x threads).
+
+Without DATAPOST_REDIS_URL the embedded server is started first and handed to the worker
+processes. SIGTERM/SIGINT are passed on, so dramatiq finishes or requeues in-flight jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from worker.config import Settings
+from worker.redis_server import redis_for_cli
+
+from .output import Output
+
+
+def register(sub) -> None:
+    p = sub.add_parser("worker", help="run delivery workers")
+    p.add_argument("--processes", "-p", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--threads", "-t", type=int, default=8, help="threads per process (default 8)")
+    p.add_argument("--prefetch", type=int, default=0,
+                   help="messages each process holds ahead (default 2 x threads, at least 8)")
+    p.add_argument("--poll-ms", type=int, default=100,
+                   help="idle poll interval in ms (dramatiq's default is 1000; lower = less latency)")
+    p.add_argument("--json", action="store_true", help="machine-readable start-up line")
+    p.set_defaults(handler=run)
+
+
+def worker_command(args: argparse.Namespace) -> list[str]:
+    return [sys.executable, "-m", "dramatiq", "worker.entrypoint", "--processes",
+            str(args.processes), "--threads", str(args.threads), "--worker-shutdown-timeout",
+            "600000"]
+
+
+def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    for name in ("processes", "threads"):
+        if not 1 <= getattr(args, name) <= 256:
+            out.error(f"--{name} must be from 1 to 256")
+            return 2
+    with redis_for_cli(settings.redis_url, settings.data_dir, out.say) as url:
+        env = dict(os.environ)
+        env["DATAPOST_REDIS_URL"] = url
+        env.setdefault("dramatiq_queue_prefetch", str(args.prefetch or max(8, 2 * args.threads)))
+        env.setdefault("dramatiq_worker_timeout", str(args.poll_ms))
+        out.result({"redis_url": url, "processes": args.processes, "threads": args.threads},
+                   human=f"Starting {args.processes} worker process(es) x {args.threads} "
+                         f"thread(s) on queue {settings.delivery.queue!r}")
+        child = subprocess.Popen(worker_command(args), env=env)
+
+        def forward(signum, _frame) -> None:
+            child.send_signal(signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, forward)
+        return child.wait()

@@ -1,0 +1,183 @@
+"""Fixtures for delivery tests: a contract registered at the sandbox, settings pointing at
+it and at the private Redis, the producer API, and workers (in-process or real processes)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dramatiq
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from producers import Datapost
+from worker.config import Settings, load_settings
+from worker.service import DeliveryService
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def contract(sandbox, tmp_path_factory) -> dict:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    folder = tmp_path_factory.mktemp("contract")
+    path = folder / "contract.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    app_id, contract_id = "datapost-tests", "write-contract"
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    resp = sandbox.control("POST", "/contracts", json={
+        "application_id": app_id, "contract_id": contract_id, "public_key": public.decode()})
+    assert resp.status_code == 201, resp.text
+    return {"app_id": app_id, "contract_id": contract_id, "key_file": str(path),
+            "client_id": resp.json()["client_id"]}
+
+
+@pytest.fixture
+def env(sandbox, contract, redis_url, redis_client, tmp_path) -> dict[str, str]:
+    """DATAPOST_* for one test: fresh master key, fresh data dir, fast retries."""
+    return {
+        "DATAPOST_REDIS_URL": redis_url,
+        "DATAPOST_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "DATAPOST_DATA_DIR": str(tmp_path / "data"),
+        "DATAPOST_SANDBOX": "true",
+        "DATAPOST_DIGIME_API_URL": sandbox.digime_api_url,
+        "DATAPOST_DIGIME_ONBOARD_URL": sandbox.onboard_url,
+        "DATAPOST_DIGIME_APPLICATION_ID": contract["app_id"],
+        "DATAPOST_DIGIME_CONTRACT_ID": contract["contract_id"],
+        "DATAPOST_DIGIME_PRIVATE_KEY_FILE": contract["key_file"],
+        "DATAPOST_RETRY_BASE": "0.2",
+        "DATAPOST_RETRY_FACTOR": "2",
+        "DATAPOST_RETRY_CAP": "2",
+        "DATAPOST_HTTP_TIMEOUT": "10",
+        "DATAPOST_LOG_FORMAT": "json",
+    }
+
+
+@pytest.fixture
+def settings(env) -> Settings:
+    return load_settings(env)
+
+
+@pytest.fixture
+def datapost(settings, redis_url) -> Iterator[Datapost]:
+    client = Datapost.connect(settings, redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def mint_user(sandbox, contract, datapost) -> Callable[..., dict]:
+    """A digi.me library with a postbox, its tokens stored in the vault for `user`."""
+
+    def mint(user: str | None = None, *, access_ttl: int = 3600, store: bool = True) -> dict:
+        user = user or f"user-{uuid.uuid4().hex[:8]}"
+        resp = sandbox.control("POST", "/tokens", json={"client_id": contract["client_id"],
+                                                        "access_ttl": access_ttl})
+        assert resp.status_code == 201, resp.text
+        minted = resp.json()
+        if store:
+            datapost.store_digime_credential(
+                user, access_token=minted["access_token"]["value"],
+                access_expires_at=minted["access_token"]["expires_on"],
+                refresh_token=minted["refresh_token"]["value"],
+                refresh_expires_at=minted["refresh_token"]["expires_on"],
+                postbox_id=minted["postbox_id"], postbox_public_key=minted["public_key"],
+                digime_user_id=minted["user_id"])
+        return {"user": user, **minted}
+
+    return mint
+
+
+class InProcessWorker:
+    """A dramatiq Worker in this process (threads), on the real private Redis."""
+
+    def __init__(self, settings: Settings, redis_url: str, threads: int = 4) -> None:
+        self.service = DeliveryService.build(settings, redis_url, sleep=time.sleep)
+        self.service.declare_actor()
+        self.worker = dramatiq.Worker(self.service.broker, worker_threads=threads,
+                                      worker_timeout=100)
+
+    def start(self) -> InProcessWorker:
+        self.worker.start()
+        return self
+
+    def stop(self) -> None:
+        self.worker.stop(timeout=30_000)
+        self.service.broker.close()
+        self.service.close()
+
+
+@pytest.fixture
+def run_worker(settings, redis_url) -> Iterator[Callable[..., InProcessWorker]]:
+    started: list[InProcessWorker] = []
+
+    def start(threads: int = 4) -> InProcessWorker:
+        worker = InProcessWorker(settings, redis_url, threads).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def spawn_worker(env, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """`datapost worker` as a real process group (so tests can SIGKILL it)."""
+    procs: list[subprocess.Popen] = []
+
+    def spawn(threads: int = 2, name: str = "w") -> subprocess.Popen:
+        log = open(tmp_path / f"worker-{name}-{len(procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "producers.cli.main", "worker", "--processes", "1",
+             "--threads", str(threads)], cwd=ROOT, env={**os.environ, **env},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    yield spawn
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+
+
+def wait_for(datapost: Datapost, job_ids: list[str], states: set[str],
+             timeout: float = 60.0) -> dict[str, dict]:
+    """Poll until every job is in one of `states`; returns their summaries."""
+    deadline = time.monotonic() + timeout
+    while True:
+        summaries = {j: datapost.job(j).summary() for j in job_ids}
+        if all(s["state"] in states for s in summaries.values()):
+            return summaries
+        if time.monotonic() > deadline:
+            pending = {j: s["state"] for j, s in summaries.items() if s["state"] not in states}
+            raise AssertionError(f"{len(pending)} job(s) not in {states}: "
+                                 f"{list(pending.items())[:5]}")
+        time.sleep(0.05)
+
+
+def deliveries(sandbox, **params) -> list[dict]:
+    resp = httpx.get(sandbox.control_url + "/deliveries", params=params, timeout=30)
+    resp.raise_for_status()
+    return resp.json()["deliveries"]
+
+
+def stats(sandbox, client_id: str) -> dict:
+    return httpx.get(sandbox.control_url + "/stats", params={"client_id": client_id},
+                     timeout=30).json()

@@ -1,0 +1,169 @@
+"""One delivery attempt for one job id: claim, run the provider, classify, record, reschedule.
+
+The engine never raises into dramatiq: every outcome, including a bug in our own code, ends
+in a recorded attempt and a state (retrying for the unexpected), so a worker never crashes on
+a bad job and never loses one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from ..config import DeliverySettings
+from ..logging import get_logger
+from ..queue import Publisher
+from ..store.jobs import TERMINAL, Job, JobState, JobStore
+from .outcomes import Delivered, DeliveryFailure, Outcome
+from .retry import RetryPolicy
+
+LEASE_SECONDS = 30.0
+MAX_THROTTLE_DELAY = 86400.0
+SWEEP_GRACE = 1800.0
+
+log = get_logger("datapost.delivery")
+
+
+class ProviderDelivery(Protocol):
+    """A platform's delivery: one attempt for one job, raising DeliveryFailure on failure."""
+
+    def attempt(self, job: Job, trail: list[dict[str, Any]]) -> Delivered: ...
+
+
+class DeliveryEngine:
+    def __init__(self, *, jobs: JobStore, publisher: Publisher, policy: RetryPolicy,
+                 providers: Mapping[str, ProviderDelivery], settings: DeliverySettings,
+                 worker_id: str, on_finished: Callable[[Job, JobState], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.jobs = jobs
+        self.publisher = publisher
+        self.policy = policy
+        self.providers = providers
+        self.settings = settings
+        self.worker_id = worker_id
+        self.on_finished = on_finished
+        self.clock = clock
+        self._inflight: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- the actor body ----------------------------------------------------------------
+    def run(self, job_id: str) -> None:
+        claimed, previous, lease = self.jobs.claim(job_id, self.worker_id, LEASE_SECONDS,
+                                                   self.clock())
+        if not claimed:
+            self._not_claimed(job_id, previous, lease)
+            return
+        with self._lock:
+            self._inflight.add(job_id)
+        try:
+            self._attempt(self.jobs.require(job_id))
+        finally:
+            with self._lock:
+                self._inflight.discard(job_id)
+
+    def _not_claimed(self, job_id: str, state: str, lease_until: float) -> None:
+        if state == JobState.RUNNING:
+            # Another worker holds a live lease (a duplicate message, or the message of a
+            # worker that just died). Look again just after the lease would run out.
+            wait = max(1.0, lease_until - self.clock() + 1.0)
+            self.publisher.publish(job_id, delay_ms=int(wait * 1000))
+            log.info("job held by another worker", job_id=job_id)
+        elif state:
+            log.info("job not runnable, message dropped", job_id=job_id, state=state)
+        else:
+            log.warning("message for an unknown job dropped", job_id=job_id)
+
+    def _attempt(self, job: Job) -> None:
+        started = self.clock()
+        trail: list[dict[str, Any]] = []
+        record: dict[str, Any] = {"run": job.runs, "started_at": started, "worker": self.worker_id}
+        try:
+            provider = self.providers.get(job.provider)
+            if provider is None:
+                raise DeliveryFailure(Outcome.PERMANENT, f"no delivery for provider {job.provider!r}")
+            delivered = provider.attempt(job, trail)
+            record |= {"status": delivered.status, "decision": "succeeded"}
+            self._finish(job, JobState.SUCCEEDED, {"result": delivered.result, "error": ""})
+        except DeliveryFailure as failure:
+            record |= {"status": failure.status, "code": failure.code,
+                       "error_class": str(failure.outcome), "message": failure.message}
+            record["decision"] = self._decide(job, failure)
+        except Exception as exc:  # our bug: keep the job, retry it, say what happened
+            log.exception("delivery crashed", job_id=job.id)
+            failure = DeliveryFailure(Outcome.TRANSIENT, f"internal error: {type(exc).__name__}",
+                                      error_class=type(exc).__name__)
+            record |= {"error_class": "internal", "message": failure.message}
+            record["decision"] = self._decide(job, failure)
+        finally:
+            record["duration_ms"] = round((self.clock() - started) * 1000, 1)
+            record["steps"] = trail
+            self.jobs.record_attempt(job.id, record)
+
+    # -- decisions ---------------------------------------------------------------------
+    def _decide(self, job: Job, failure: DeliveryFailure) -> str:
+        outcome = failure.outcome
+        error = failure.to_record()
+        if outcome is Outcome.ALREADY_STORED:
+            self._finish(job, JobState.SUCCEEDED, {"result": {"deduplicated": True,
+                                                              "message": failure.message}})
+            return "succeeded (deduplicated)"
+        if outcome is Outcome.PERMANENT:
+            self._finish(job, JobState.FAILED, {"error": error})
+            return "failed"
+        if outcome in (Outcome.NEEDS_SIGNIN, Outcome.TOKEN_EXPIRED):
+            self._finish(job, JobState.PARKED, {"error": error})
+            return "parked"
+        too_old = self.clock() - job.created_at > self.settings.job_max_age
+        if outcome is Outcome.THROTTLED and not too_old:
+            delay = min(MAX_THROTTLE_DELAY, max(1.0, failure.retry_after or 30.0))
+            self._retry_later(job, delay, error, throttles=job.throttles + 1)
+            return f"throttled: retry in {delay:.0f} s (budget kept)"
+        failures = job.attempts + 1
+        if too_old or self.policy.exhausted(failures):
+            self._finish(job, JobState.DEAD, {"error": error, "attempts": failures})
+            return "dead"
+        delay = self.policy.delay(job.attempts)
+        self._retry_later(job, delay, error, attempts=failures)
+        return f"retry {failures} in {delay:.1f} s"
+
+    def _retry_later(self, job: Job, delay: float, error: dict, **counters: int) -> None:
+        run_at = self.clock() + delay
+        moved, _ = self.jobs.move(job.id, JobState.RETRYING, allowed_from=[JobState.RUNNING],
+                                  worker=self.worker_id, now=self.clock(),
+                                  fields={"error": error, "run_at": run_at, **counters})
+        if moved:
+            self.publisher.publish(job.id, delay_ms=int(delay * 1000))
+
+    def _finish(self, job: Job, state: JobState, fields: dict) -> None:
+        moved, current = self.jobs.move(job.id, state, allowed_from=[JobState.RUNNING],
+                                        worker=self.worker_id, fields=fields, now=self.clock())
+        if not moved:
+            log.warning("job changed under us; result not written", job_id=job.id,
+                        wanted=str(state), current=current)
+            return
+        log.info("job finished", job_id=job.id, provider=job.provider, state=str(state))
+        if self.on_finished is not None and state in TERMINAL | {JobState.PARKED}:
+            self.on_finished(job, state)
+
+    # -- housekeeping (called from the recovery thread) --------------------------------
+    def extend_leases(self) -> None:
+        with self._lock:
+            inflight = list(self._inflight)
+        for job_id in inflight:
+            self.jobs.extend_lease(job_id, self.worker_id, LEASE_SECONDS)
+
+    def sweep(self, grace: float = SWEEP_GRACE) -> int:
+        """Re-send messages for queued/retrying jobs long past their run time (a message
+        lost between a state change and its publish, or with a Redis restart)."""
+        now = self.clock()
+        ids = self.jobs.overdue(now - grace)
+        ids += [job_id for job_id in self.jobs.ids_in_state(JobState.RUNNING, until=now - grace)
+                if (job := self.jobs.get(job_id)) and job.lease_until < now - grace]
+        for job_id in ids:
+            self.publisher.publish(job_id)
+            self.jobs.postpone_due(job_id, now)
+        if ids:
+            log.warning("re-sent overdue jobs", count=len(ids))
+        return len(ids)

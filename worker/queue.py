@@ -1,0 +1,140 @@
+"""The dramatiq side: broker construction, message building and recovery of dead workers.
+
+Producers never import the actor: a message is just (queue, actor name, job id). With the
+Redis broker the job-creation script pushes the message itself, so a job and its message
+are written in one atomic step; other brokers get the message right after the job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name
+from dramatiq.middleware import Middleware
+
+from .store.jobs import QueuedMessage
+
+ACTOR_NAME = "datapost_deliver"
+NAMESPACE = "datapost-dramatiq"
+MAX_DELAY_MS = 6 * 86400 * 1000  # dramatiq refuses delays of 7 days or more
+HEARTBEAT_TIMEOUT_MS = 20_000
+
+
+class DatapostRedisBroker(RedisBroker):
+    """dramatiq's Redis broker with maintenance that can be run on demand.
+
+    dramatiq requeues a dead worker's messages only when a random 0.1 % of calls happens to
+    run maintenance on that queue, which can take many minutes. `run_maintenance()` forces
+    it for every declared queue; the Recovery middleware calls it every few seconds.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("namespace", NAMESPACE)
+        kwargs.setdefault("heartbeat_timeout", HEARTBEAT_TIMEOUT_MS)
+        super().__init__(*args, **kwargs)
+        self._forced = threading.local()
+
+    def _should_do_maintenance(self, command: str) -> int:
+        if getattr(self._forced, "on", False) and command not in ("ack", "nack"):
+            return 1
+        return super()._should_do_maintenance(command)
+
+    def run_maintenance(self) -> None:
+        """Heartbeat, then requeue messages held by workers silent for the heartbeat timeout."""
+        self._forced.on = True
+        try:
+            for queue in sorted(self.queues | self.delay_queues):
+                self.do_qsize(queue)
+        finally:
+            self._forced.on = False
+
+
+class Recovery(Middleware):
+    """A thread per worker process: heartbeat + forced maintenance every `interval` seconds,
+    and the `on_tick` callbacks (e.g. extending the leases of jobs in flight).
+
+    dramatiq only heartbeats as a side effect of fetching; a process whose threads are all
+    busy with long uploads would look dead. This thread keeps it alive and makes recovery
+    of really dead processes take about heartbeat timeout + interval (~25 s), not minutes.
+    """
+
+    def __init__(self, interval: float = 5.0, on_tick: list[Callable[[], None]] | None = None):
+        self.interval = interval
+        self.on_tick = on_tick or []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker, worker) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(broker,), daemon=True,
+                                        name="datapost-recovery")
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        self._stop.set()
+
+    def _loop(self, broker) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick(broker)
+
+    def tick(self, broker) -> None:
+        from .logging import get_logger
+
+        try:
+            if isinstance(broker, DatapostRedisBroker):
+                broker.run_maintenance()
+            for callback in self.on_tick:
+                callback()
+        except Exception:  # never let the keeper thread die
+            get_logger("datapost.recovery").exception("recovery tick failed")
+
+
+def build_broker(url: str) -> dramatiq.Broker:
+    """Redis (default) or RabbitMQ by URL scheme."""
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url)
+    return DatapostRedisBroker(url=url)
+
+
+class Publisher:
+    """Builds and sends `deliver(job_id)` messages for one queue."""
+
+    def __init__(self, broker: dramatiq.Broker, queue: str) -> None:
+        self.broker = broker
+        self.queue = queue
+        broker.declare_queue(queue)
+
+    @property
+    def inline(self) -> bool:
+        """True when job creation can push the message itself (Redis broker)."""
+        return isinstance(self.broker, RedisBroker)
+
+    def message(self, job_id: str, delay_ms: int | None = None) -> dramatiq.Message:
+        return dramatiq.Message(queue_name=self.queue, actor_name=ACTOR_NAME, args=(job_id,),
+                                kwargs={}, options={})
+
+    def inline_message(self, job_id: str, delay_ms: int | None = None) -> QueuedMessage | None:
+        """The raw Redis entries for the create script, or None for other brokers."""
+        if not self.inline:
+            return None
+        queue = self.queue
+        options: dict = {"redis_message_id": str(uuid.uuid4())}
+        if delay_ms:
+            queue = dq_name(queue)
+            options["eta"] = int(time.time() * 1000) + min(delay_ms, MAX_DELAY_MS)
+        message = dramatiq.Message(queue_name=queue, actor_name=ACTOR_NAME, args=(job_id,),
+                                   kwargs={}, options=options)
+        return QueuedMessage(queue_key=f"{self.broker.namespace}:{queue}",
+                             message_id=options["redis_message_id"], data=message.encode())
+
+    def publish(self, job_id: str, delay_ms: int | None = None) -> None:
+        """Send through the broker (retries, sweeps, non-Redis brokers)."""
+        delay = min(int(delay_ms), MAX_DELAY_MS) if delay_ms else None
+        self.broker.enqueue(self.message(job_id), delay=delay)

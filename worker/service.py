@@ -1,0 +1,128 @@
+"""The worker process: stores, broker, providers and the delivery engine, wired once.
+
+`DeliveryService.build` is the edge for a worker process: configuration goes in, and
+everything below receives what it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+
+import dramatiq
+import httpx
+
+from .config import Settings
+from .delivery.digime import DigimeDelivery
+from .delivery.digime_tokens import DigimeTokenKeeper
+from .delivery.engine import DeliveryEngine
+from .delivery.locks import RedisLock
+from .delivery.outcomes import DeliveryFailure, Outcome
+from .delivery.retry import RetryPolicy
+from .digime import ContractKey, DigimeClient, KeyCache, TokenVerifier
+from .errors import ConfigError
+from .logging import Redactor
+from .queue import ACTOR_NAME, Publisher, Recovery, build_broker
+from .runtime import Stores
+
+ACTOR_TIME_LIMIT_MS = 2 * 3600 * 1000
+SWEEP_EVERY = 60.0
+
+
+class LazyDigimeClient:
+    """Builds the digi.me client on first use, so a worker without digi.me settings still
+    runs other jobs; a digi.me job then fails with the configuration problem."""
+
+    def __init__(self, settings: Settings, http: httpx.Client, keys: KeyCache) -> None:
+        self.settings = settings
+        self.http = http
+        self.keys = keys
+        self._client: DigimeClient | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> DigimeClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build()
+        return self._client
+
+    def _build(self) -> DigimeClient:
+        digime = self.settings.digime
+        try:
+            key = self.keys.get(digime)
+        except ConfigError as exc:
+            raise DeliveryFailure(Outcome.PERMANENT, f"digi.me is not configured: {exc}") from None
+        verifier = TokenVerifier(self.http, digime.api_url)
+        return DigimeClient(digime, key, self.http, verifier)
+
+
+class DeliveryService:
+    def __init__(self, settings: Settings, stores: Stores, broker: dramatiq.Broker,
+                 http: httpx.Client, engine: DeliveryEngine, recovery: Recovery) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.broker = broker
+        self.http = http
+        self.engine = engine
+        self.recovery = recovery
+
+    @classmethod
+    def build(cls, settings: Settings, redis_url: str, *, broker_url: str | None = None,
+              redactor: Redactor | None = None, worker_id: str | None = None,
+              keys: KeyCache | None = None, sleep: Callable[[float], None] | None = None,
+              ) -> DeliveryService:
+        stores = Stores.connect(settings, redis_url, redactor=redactor)
+        broker = build_broker(broker_url or settings.broker_url or redis_url)
+        publisher = Publisher(broker, settings.delivery.queue)
+        d = settings.delivery
+        http = httpx.Client(timeout=httpx.Timeout(d.http_timeout),
+                            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
+        digime_client = LazyDigimeClient(settings, http, keys or KeyCache())
+        keeper = DigimeTokenKeeper(vault=stores.vault, client=digime_client,
+                                   redis_client=stores.redis, skew=d.refresh_skew,
+                                   lock_ttl=d.refresh_lock_ttl, redactor=redactor)
+        extra = {"sleep": sleep} if sleep else {}
+        providers = {
+            "digime": DigimeDelivery(vault=stores.vault, payloads=stores.payloads,
+                                     client=digime_client, keeper=keeper, tries=d.http_attempts,
+                                     max_wait=d.max_inline_wait, **extra),
+        }
+        worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        engine = DeliveryEngine(jobs=stores.jobs, publisher=publisher,
+                                policy=RetryPolicy(settings.retry), providers=providers,
+                                settings=d, worker_id=worker_id,
+                                on_finished=lambda job, state: cls._cleanup(stores, job, state))
+        recovery = Recovery(on_tick=[engine.extend_leases, lambda: cls._sweep(stores, engine)])
+        broker.add_middleware(recovery)
+        return cls(settings, stores, broker, http, engine, recovery)
+
+    @staticmethod
+    def _cleanup(stores: Stores, job, state) -> None:
+        """A succeeded or failed job's payload is no longer needed; parked and dead jobs
+        keep theirs for the replay."""
+        from .store.jobs import JobState
+        from .store.payloads import PayloadRef
+
+        if state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
+            stores.payloads.delete(job.id, PayloadRef(job.payload_kind, job.payload_size))
+
+    @staticmethod
+    def _sweep(stores: Stores, engine: DeliveryEngine) -> None:
+        """At most one process per minute re-sends overdue jobs."""
+        lock = RedisLock(stores.redis, "datapost:lock:sweep", SWEEP_EVERY)
+        if lock.acquire(wait=0):
+            engine.sweep()
+
+    def declare_actor(self) -> dramatiq.Actor:
+        dramatiq.set_broker(self.broker)
+        return dramatiq.actor(self.engine.run, actor_name=ACTOR_NAME,
+                              queue_name=self.settings.delivery.queue, broker=self.broker,
+                              max_retries=0, time_limit=ACTOR_TIME_LIMIT_MS)
+
+    def close(self) -> None:
+        self.http.close()
+        self.stores.close()
