@@ -16,9 +16,9 @@ from worker.config import Settings, load_settings
 from worker.errors import ConfigError, PayloadError, ValidationError
 from worker.queue import Publisher, build_broker
 from worker.runtime import Stores
+from worker.store import DigimeCredential
 from worker.store.jobs import Job, new_job_id, parse_create
 from worker.store.payloads import PayloadRef
-from worker.store import DigimeCredential
 
 from . import keys, validation
 from .digime import DigimeWrite

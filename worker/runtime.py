@@ -10,9 +10,9 @@ import redis
 from .config import Settings
 from .crypto import Keyring
 from .logging import Redactor
+from .store import CredentialVault
 from .store.jobs import JobStore
 from .store.payloads import PayloadStore
-from .store import CredentialVault
 
 
 @dataclass

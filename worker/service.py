@@ -22,7 +22,7 @@ from .delivery.engine import DeliveryEngine
 from .delivery.locks import RedisLock
 from .delivery.outcomes import DeliveryFailure, Outcome
 from .delivery.retry import RetryPolicy
-from .digime import ContractKey, DigimeClient, KeyCache, TokenVerifier
+from .digime import DigimeClient, KeyCache, TokenVerifier
 from .errors import ConfigError
 from .logging import Redactor
 from .queue import ACTOR_NAME, Publisher, Recovery, build_broker

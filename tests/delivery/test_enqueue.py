@@ -48,7 +48,7 @@ def test_invalid_input_raises_and_stores_nothing(datapost, user, redis_client, k
 
 def test_unknown_credential_and_missing_postbox(datapost, mint_user, redis_client):
     before = keys_in(redis_client)
-    with pytest.raises(ValidationError, match="no digi.me credential stored for user 'nobody'"):
+    with pytest.raises(ValidationError, match=r"no digi\.me credential stored for user .nobody."):
         datapost.enqueue_digime("nobody", b"x", file_name="f.txt")
     minted = mint_user(store=False)
     datapost.store_digime_credential(
@@ -56,7 +56,7 @@ def test_unknown_credential_and_missing_postbox(datapost, mint_user, redis_clien
         access_expires_at=minted["access_token"]["expires_on"],
         refresh_token=minted["refresh_token"]["value"],
         refresh_expires_at=minted["refresh_token"]["expires_on"])
-    with pytest.raises(ValidationError, match="has no digi.me postbox"):
+    with pytest.raises(ValidationError, match=r"has no digi\.me postbox"):
         datapost.enqueue_digime("no-postbox", b"x", file_name="f.txt", mode="postbox")
     assert {k for k in keys_in(redis_client) - before if b"job" in k or b"payload" in k} == set()
     # without a mode, a credential without a postbox defaults to the import push

@@ -21,9 +21,9 @@ from ..digime import (
     is_invalid_token,
 )
 from ..errors import DatapostError, PayloadMissing, SealError
+from ..store import CredentialVault, DigimeCredential
 from ..store.jobs import Job
 from ..store.payloads import PayloadRef, PayloadStore
-from ..store import CredentialVault, DigimeCredential
 from .digime_tokens import DigimeTokenKeeper
 from .outcomes import Delivered, DeliveryFailure, Outcome
 from .retry import within_attempt
