@@ -27,6 +27,9 @@ from .errors import ConfigError
 from .logging import Redactor
 from .queue import ACTOR_NAME, Publisher, Recovery, build_broker
 from .runtime import Stores
+from .store import keys as store_keys
+from .store.jobs import JobState
+from .store.payloads import PayloadRef
 
 ACTOR_TIME_LIMIT_MS = 2 * 3600 * 1000
 SWEEP_EVERY = 60.0
@@ -102,13 +105,14 @@ class DeliveryService:
 
     @staticmethod
     def _cleanup(stores: Stores, job, state) -> None:
-        """A succeeded or failed job's payload is no longer needed; parked and dead jobs
-        keep theirs for the replay."""
-        from .store.jobs import JobState
-        from .store.payloads import PayloadRef
-
-        if state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
-            stores.payloads.delete(job.id, PayloadRef(job.payload_kind, job.payload_size))
+        """A succeeded job's payload is no longer needed. Failed and dead jobs can be
+        replayed, so theirs stays as long as the job record (result TTL); parked jobs keep
+        theirs until they resume."""
+        ref = PayloadRef(job.payload_kind, job.payload_size)
+        if state in (JobState.SUCCEEDED, JobState.CANCELLED):
+            stores.payloads.delete(job.id, ref)
+        elif state in (JobState.FAILED, JobState.DEAD) and ref.kind == "inline":
+            stores.redis.expire(store_keys.payload(job.id), stores.jobs.result_ttl)
 
     @staticmethod
     def _sweep(stores: Stores, engine: DeliveryEngine) -> None:
