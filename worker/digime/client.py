@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from ..config import DeliverySettings, DigimeSettings
-from ..errors import ValidationError
+from ..errors import ConfigError, ValidationError
 from .contract import ContractKey
 from .descriptor import descriptor_json, validate_descriptor, validate_file_name
 from .errors import DigimeProtocolError, http_error, transport_error
@@ -64,6 +64,9 @@ class DigimeClient:
         self.http = http
         self.verifier = verifier
         self.api_url = settings.api_url if settings.api_url.endswith("/") else settings.api_url + "/"
+        if verifier.jwks_url != self.api_url + "jwks/oauth":
+            raise ConfigError("the TokenVerifier is pinned to a different digi.me API URL than "
+                              "the client's digime.api_url")
         self.agent = agent if agent is not None else default_agent()
 
     def __repr__(self) -> str:
