@@ -19,24 +19,30 @@ def datapost(*args: str, env: dict | None = None, timeout: float = 120) -> subpr
 
 
 def test_demo_starts_embedded_redis_and_sandbox_and_stops_them(tmp_path: Path):
-    done = datapost("demo", "--json", env={"DATAPOST_DATA_DIR": str(tmp_path)})
+    done = datapost("demo", "--json", "--large-mib", "2", env={"DATAPOST_DATA_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True
     assert summary["redis"]["url"].startswith("redis://127.0.0.1:")
-    assert summary["digime"]["keys"] >= 1
-    assert summary["pda"]["domain"].startswith("localhost:")
+    assert summary["sandbox_checks"]["digime_keys"] >= 1
+    assert summary["sandbox_checks"]["pda"].startswith("localhost:")
+    received = summary["digime"]["received"]
+    assert set(received) == {"note-0.txt", "note-1.txt", "note-2.txt", "steps.json", "large.bin"}
+    assert received["large.bin"]["size"] == 2 << 20 and received["steps.json"]["mode"] == "import"
+    assert all(r["status"] == "delivered" for r in received.values())
+    assert all(j["delivery_status"] == "delivered" for j in summary["digime"]["jobs"].values())
     assert "started an embedded Redis-compatible server" in done.stderr
-    assert "[5/5]" in done.stderr and "Stopped the embedded Redis server" in done.stderr
+    assert "[6/6]" in done.stderr and "Stopped the embedded Redis server" in done.stderr
     assert (tmp_path / "redis" / "appendonlydir").is_dir()
     assert not (tmp_path / "redis" / "embedded.json").exists()
 
 
 def test_demo_human_output_shows_progress(tmp_path: Path):
-    done = datapost("demo", env={"DATAPOST_DATA_DIR": str(tmp_path)})
+    done = datapost("demo", "--large-mib", "1", env={"DATAPOST_DATA_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    for step in range(1, 6):
-        assert f"[{step}/5]" in done.stdout
+    for step in range(1, 7):
+        assert f"[{step}/6]" in done.stdout
+    assert "matches" in done.stdout and "succeeded" in done.stdout
     assert "Demo finished" in done.stdout
 
 

@@ -20,7 +20,7 @@ from ..digime import (
     InvalidPublicKey,
     is_invalid_token,
 )
-from ..errors import DatapostError, PayloadMissing, SealError
+from ..errors import DatapostError, PayloadError, PayloadMissing, SealError
 from ..store import CredentialVault, DigimeCredential
 from ..store.jobs import Job
 from ..store.payloads import PayloadRef, PayloadStore
@@ -104,6 +104,10 @@ class DigimeDelivery:
             started = time.monotonic()
             try:
                 result = fn()
+            except (PayloadError, SealError) as exc:  # the stored payload is corrupt
+                trail.append({"step": step, "class": "permanent", "error": type(exc).__name__})
+                raise DeliveryFailure(Outcome.PERMANENT, f"payload unreadable: {exc}",
+                                      error_class=type(exc).__name__) from None
             except DigimeError as exc:
                 failure = classify(exc)
                 trail.append({"step": step, "status": failure.status, "code": failure.code,
