@@ -1,0 +1,169 @@
+"""What every benchmark needs: a private Redis, the sandbox, a registered contract, a user,
+worker processes, and CPU/RSS readings of those processes. Nothing here is timed itself."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from worker.config import load_settings
+from worker.redis_server import RedisServerProcess, find_server_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "processor": platform.processor() or None}
+
+
+class Bench:
+    """Redis + sandbox + contract, and DATAPOST_* for producers and workers."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.redis = RedisServerProcess(find_server_binary(prefer_system=True), workdir / "redis",
+                                        appendonly=True)
+        self.sandbox: subprocess.Popen | None = None
+        self.urls: dict = {}
+        self.env: dict[str, str] = {}
+        self.workers: list[subprocess.Popen] = []
+
+    def start(self, *sandbox_args: str) -> Bench:
+        self.redis.start()
+        self.sandbox = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "--json", "--data-dir", str(self.workdir / "sb"),
+             *sandbox_args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+        self.urls = json.loads(self.sandbox.stdout.readline())
+        threading.Thread(target=lambda: [None for _ in self.sandbox.stdout], daemon=True).start()
+        self.control("POST", "/settings", json={"keep_content": False})
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_file = self.workdir / "contract.pem"
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.TraditionalOpenSSL,
+                                               serialization.NoEncryption()))
+        public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.control("POST", "/contracts", json={"application_id": "bench",
+                                                 "contract_id": "bench-contract",
+                                                 "public_key": public.decode()})
+        self.env = {
+            "DATAPOST_REDIS_URL": self.redis.url,
+            "DATAPOST_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "DATAPOST_DATA_DIR": str(self.workdir / "data"),
+            "DATAPOST_DIGIME_API_URL": self.urls["digime_api_url"],
+            "DATAPOST_DIGIME_ONBOARD_URL": self.urls["onboard_url"],
+            "DATAPOST_DIGIME_APPLICATION_ID": "bench",
+            "DATAPOST_DIGIME_CONTRACT_ID": "bench-contract",
+            "DATAPOST_DIGIME_PRIVATE_KEY_FILE": str(key_file),
+            "DATAPOST_LOG_LEVEL": "warning",
+            "DATAPOST_LOG_FORMAT": "json",
+        }
+        return self
+
+    def control(self, method: str, path: str, **kwargs) -> dict:
+        resp = httpx.request(method, self.urls["control_url"] + path, timeout=60, **kwargs)
+        resp.raise_for_status()
+        return resp.json()
+
+    def settings(self):
+        return load_settings(self.env)
+
+    def mint_user(self, datapost, user: str, access_ttl: int = 3600) -> dict:
+        minted = self.control("POST", "/tokens", json={"client_id": "bench_bench-contract",
+                                                       "access_ttl": access_ttl})
+        datapost.store_digime_credential(
+            user, access_token=minted["access_token"]["value"],
+            access_expires_at=minted["access_token"]["expires_on"],
+            refresh_token=minted["refresh_token"]["value"],
+            refresh_expires_at=minted["refresh_token"]["expires_on"],
+            postbox_id=minted["postbox_id"], postbox_public_key=minted["public_key"])
+        return minted
+
+    def start_worker(self, processes: int, threads: int, *extra: str) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "producers.cli.main", "worker", "--processes", str(processes),
+             "--threads", str(threads), *extra], cwd=ROOT, env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.workers.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if self.sandbox is not None:
+            self.sandbox.terminate()
+            self.sandbox.wait(30)
+        self.redis.stop()
+
+
+@contextmanager
+def bench_env(*sandbox_args: str):
+    with tempfile.TemporaryDirectory(prefix="datapost-bench-") as tmp:
+        bench = Bench(Path(tmp)).start(*sandbox_args)
+        try:
+            yield bench
+        finally:
+            bench.stop()
+
+
+def tree(proc: subprocess.Popen | int) -> list[psutil.Process]:
+    root = psutil.Process(proc if isinstance(proc, int) else proc.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def peak_rss_mib(procs: list[psutil.Process]) -> dict[int, float]:
+    """VmHWM (peak resident set) of each live process, in MiB."""
+    out = {}
+    for p in procs:
+        try:
+            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    out[p.pid] = int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return out
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("benchmark condition not reached in time")
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
+def emit(result: dict) -> None:
+    """Every benchmark prints one JSON object as its last line."""
+    print(json.dumps(result), flush=True)
