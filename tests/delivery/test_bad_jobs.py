@@ -3,6 +3,8 @@ Throttling reschedules without using the retry budget."""
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 
 from producers import Datapost
@@ -53,3 +55,20 @@ def test_long_throttling_reschedules_without_using_the_budget(sandbox, env, redi
         decisions = [a["decision"] for a in client.status(job_id)["attempts_log"]]
         assert decisions[:2] == ["throttled: retry in 2 s (budget kept)"] * 2
     sandbox.control("DELETE", "/faults")
+
+
+def test_a_job_sealed_under_a_lost_master_key_fails_instead_of_hanging(datapost, mint_user,
+                                                                        env, redis_url):
+    user = mint_user()
+    job_id = datapost.enqueue_digime(user["user"], b"x", file_name="k.txt")
+    other = load_settings({**env, "DATAPOST_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()})
+    worker = InProcessWorker(other, redis_url).start()
+    try:
+        deadline = time.monotonic() + 30
+        while datapost.stores.redis.hget(f"datapost:job:{job_id}", "state") != b"failed":
+            assert time.monotonic() < deadline, "the job did not fail"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    error = datapost.stores.redis.hget(f"datapost:job:{job_id}", "error").decode()
+    assert "job record unreadable" in error

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..config import DeliverySettings
+from ..errors import DatapostError
 from ..logging import get_logger
 from ..queue import Publisher
 from ..store.jobs import TERMINAL, Job, JobState, JobStore
@@ -58,7 +59,12 @@ class DeliveryEngine:
         with self._lock:
             self._inflight.add(job_id)
         try:
-            self._attempt(self.jobs.require(job_id))
+            try:
+                job = self.jobs.require(job_id)
+            except DatapostError as exc:  # e.g. sealed under a master key no longer held
+                self._unreadable(job_id, exc)
+                return
+            self._attempt(job)
         finally:
             with self._lock:
                 self._inflight.discard(job_id)
@@ -100,6 +106,13 @@ class DeliveryEngine:
             record["duration_ms"] = round((self.clock() - started) * 1000, 1)
             record["steps"] = trail
             self.jobs.record_attempt(job.id, record)
+
+    def _unreadable(self, job_id: str, exc: DatapostError) -> None:
+        log.error("job record unreadable", job_id=job_id, error=str(exc))
+        self.jobs.move(job_id, JobState.FAILED, allowed_from=[JobState.RUNNING],
+                       worker=self.worker_id, now=self.clock(),
+                       fields={"error": {"class": "permanent", "error": type(exc).__name__,
+                                         "message": f"job record unreadable: {exc}"}})
 
     # -- decisions ---------------------------------------------------------------------
     def _decide(self, job: Job, failure: DeliveryFailure) -> str:
