@@ -34,6 +34,7 @@ def test_sigkill_mid_upload_is_recovered_by_another_worker(sandbox, datapost, mi
     rows = deliveries(sandbox, user_id=user["user_id"], status="delivered")
     assert [r["sha256"] for r in rows] == [hashlib.sha256(data).hexdigest()]
     assert summary["runs"] == 2
+    print(f"recovered {recovered_in:.1f} s after SIGKILL")
     assert recovered_in < 90, f"recovery took {recovered_in:.0f} s"
     events = [e for e in datapost.stores.jobs.events(500) if e["job"] == job_id]
     assert any("lease expired" in e.get("note", "") for e in events)
