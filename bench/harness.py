@@ -71,6 +71,10 @@ class Bench:
             "DATAPOST_DIGIME_CONTRACT_ID": "bench-contract",
             "DATAPOST_DIGIME_PRIVATE_KEY_FILE": str(key_file),
             "DATAPOST_LOG_LEVEL": "warning",
+            "DATAPOST_SANDBOX": "true",
+            "DATAPOST_DATASWYFT_APPLICATION_ID": "bench",
+            "DATAPOST_DATASWYFT_SCHEME": "http",
+            "DATAPOST_DATASWYFT_ALLOWED_DOMAINS": "localhost",
             "DATAPOST_LOG_FORMAT": "json",
         }
         return self
@@ -93,6 +97,16 @@ class Bench:
             refresh_expires_at=minted["refresh_token"]["expires_on"],
             postbox_id=minted["postbox_id"], postbox_public_key=minted["public_key"])
         return minted
+
+    def pda_user(self, datapost, user: str, pda: dict) -> None:
+        """Register the bench app on `pda` (idempotent) and store a token for `user`."""
+        httpx.post(pda["url"] + "/_control/apps", timeout=30, json={
+            "id": "bench", "version": "1.0.0", "validRedirectUris": ["http://127.0.0.1:9/cb"],
+            "roles": ["namespacewrite:bench", "namespaceread:bench", "managefiles:*"],
+        }).raise_for_status()
+        token = httpx.post(pda["url"] + "/_control/token", json={"application": "bench"},
+                           timeout=30).raise_for_status().json()["token"]
+        datapost.store_dataswyft_credential(user, pda_domain=pda["domain"], token=token)
 
     def start_worker(self, processes: int, threads: int, *extra: str) -> subprocess.Popen:
         proc = subprocess.Popen(

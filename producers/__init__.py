@@ -11,6 +11,7 @@ from worker.errors import (
 )
 
 from .client import Datapost
+from .dataswyft import PdaBatchWrite, PdaFileWrite, PdaRecordWrite
 from .digime import DigimeWrite
 
 __all__ = [
@@ -22,5 +23,8 @@ __all__ = [
     "JobNotFound",
     "PayloadError",
     "PayloadTooLarge",
+    "PdaBatchWrite",
+    "PdaFileWrite",
+    "PdaRecordWrite",
     "ValidationError",
 ]

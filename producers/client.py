@@ -59,26 +59,18 @@ class Datapost:
                                 digime_user_id: str | None = None,
                                 consent_id: str | None = None) -> DigimeCredential:
         """Store (replace) a user's digi.me tokens, e.g. after the sign-in callback."""
-        user = validation.user_ref(user)
-        for name, token in (("access_token", access_token), ("refresh_token", refresh_token)):
-            if not isinstance(token, str) or not token:
-                raise ValidationError(f"{name} must be a non-empty string")
-        for name, value in (("access_expires_at", access_expires_at),
-                            ("refresh_expires_at", refresh_expires_at)):
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ValidationError(f"{name} must be epoch seconds")
-        if (postbox_id is None) != (postbox_public_key is None):
-            raise ValidationError("postbox_id and postbox_public_key go together")
-        if postbox_public_key is not None:
-            postbox_public_key = keys.postbox_public_key(postbox_public_key)
-            if not isinstance(postbox_id, str) or not postbox_id:
-                raise ValidationError("postbox_id must be a non-empty string")
-        cred = DigimeCredential(user=user, access_token=access_token,
-                                access_expires_at=int(access_expires_at),
-                                refresh_token=refresh_token,
-                                refresh_expires_at=int(refresh_expires_at),
-                                postbox_id=postbox_id, postbox_public_key=postbox_public_key,
-                                digime_user_id=digime_user_id, consent_id=consent_id)
+        cred = credentials.digime_credential(
+            user, access_token=access_token, access_expires_at=access_expires_at,
+            refresh_token=refresh_token, refresh_expires_at=refresh_expires_at,
+            postbox_id=postbox_id, postbox_public_key=postbox_public_key,
+            digime_user_id=digime_user_id, consent_id=consent_id)
+        return self.stores.vault.store(cred)
+
+    def store_dataswyft_credential(self, user: str, *, pda_domain: str,
+                                   token: str) -> DataswyftCredential:
+        """Store (replace) a user's PDA application token, e.g. after the sign-in callback."""
+        cred = credentials.dataswyft_credential(user, pda_domain=pda_domain, token=token,
+                                                settings=self.stores.settings)
         return self.stores.vault.store(cred)
 
     # -- enqueue -----------------------------------------------------------------------
@@ -92,29 +84,55 @@ class Datapost:
                             **({"descriptor": descriptor} if descriptor is not None else {}))
         return self.enqueue_many([write])[0]
 
-    def enqueue_many(self, writes: Sequence[DigimeWrite]) -> list[str]:
-        """Queue many writes: validated first, then stored in one pipelined round trip."""
+    def enqueue_records(self, user: str, namespace: str, endpoint: str, data: Any, *,
+                        skip_errors: bool = False, idempotency_key: str | None = None,
+                        delay: float | None = None) -> str:
+        """Queue a record (a JSON object) or records (a list) for `namespace/endpoint`."""
+        return self.enqueue_many([PdaRecordWrite(
+            user=user, namespace=namespace, endpoint=endpoint, data=data,
+            skip_errors=skip_errors, idempotency_key=idempotency_key, delay=delay)])[0]
+
+    def enqueue_batch(self, user: str, items: list[dict], *, idempotency_key: str | None = None,
+                      delay: float | None = None) -> str:
+        """Queue records across endpoints as one `data-batch` request."""
+        return self.enqueue_many([PdaBatchWrite(user=user, items=items,
+                                                idempotency_key=idempotency_key, delay=delay)])[0]
+
+    def enqueue_file(self, user: str, data: Any, *, name: str, source: str,
+                     tags: list[str] | None = None, title: str | None = None,
+                     description: str | None = None, content_type: str | None = None,
+                     idempotency_key: str | None = None, delay: float | None = None) -> str:
+        """Queue a file for the user's PDA File Storage API."""
+        return self.enqueue_many([PdaFileWrite(
+            user=user, data=data, name=name, source=source, tags=tags or [], title=title,
+            description=description, content_type=content_type,
+            idempotency_key=idempotency_key, delay=delay)])[0]
+
+    def enqueue_many(self, writes: Sequence[Write]) -> list[str]:
+        """Queue many writes of any kind: validated first, then stored in one pipelined
+        round trip."""
         checked = [w.validated() for w in writes]
-        modes = self._modes(checked)
-        job_ids = [new_job_id() for _ in checked]
+        self._check_sizes(checked)
+        creds = self._credentials(checked)
+        prepared = [w.prepare(creds[(w.provider, w.user)]) for w in checked]
+        job_ids = [new_job_id() for _ in prepared]
         stores = self.stores
         pipe = stores.redis.pipeline(transaction=False)
         refs: list[PayloadRef] = []
         slots: list[int] = []
         try:
-            for write, job_id in zip(checked, job_ids, strict=True):
-                refs.append(stores.payloads.put(job_id, write.data, pipe=pipe))
+            for item, job_id in zip(prepared, job_ids, strict=True):
+                refs.append(stores.payloads.put(job_id, item.data, pipe=pipe))
             now = time.time()
-            for write, job_id, ref, mode in zip(checked, job_ids, refs, modes, strict=True):
-                delay_ms = int(write.delay * 1000) if write.delay else None
+            for item, job_id, ref in zip(prepared, job_ids, refs, strict=True):
+                delay_ms = int(item.delay * 1000) if item.delay else None
                 slots.append(len(pipe))
                 stores.jobs.create(
-                    job_id=job_id, provider="digime", op=mode, user=write.user,
-                    spec={"mode": mode, "file_name": write.file_name,
-                          "descriptor": write.descriptor},
-                    payload_fields={"payload_kind": ref.kind, "payload_size": ref.size},
-                    idempotency_key=write.idempotency_key,
-                    run_at=now + write.delay if write.delay else 0.0,
+                    job_id=job_id, provider=item.provider, op=item.op, user=item.user,
+                    spec=item.spec, payload_fields={"payload_kind": ref.kind,
+                                                    "payload_size": ref.size},
+                    idempotency_key=item.idempotency_key,
+                    run_at=now + item.delay if item.delay else 0.0,
                     message=self.publisher.inline_message(job_id, delay_ms), pipe=pipe, now=now)
             results = pipe.execute()
         except BaseException:
@@ -122,44 +140,34 @@ class Datapost:
                 if ref.kind == "file":
                     stores.payloads.delete(job_id, ref)
             raise
-        return self._finish_enqueue(checked, job_ids, refs, [results[i] for i in slots])
+        return self._finish_enqueue(prepared, job_ids, refs, [results[i] for i in slots])
 
-    def _finish_enqueue(self, writes, job_ids, refs, created) -> list[str]:
+    def _finish_enqueue(self, prepared, job_ids, refs, created) -> list[str]:
         out: list[str] = []
-        for write, job_id, ref, result in zip(writes, job_ids, refs, created, strict=True):
+        for item, job_id, ref, result in zip(prepared, job_ids, refs, created, strict=True):
             was_created, actual = parse_create(result)
             if not was_created and ref.kind == "file":
                 self.stores.payloads.delete(job_id, ref)  # a duplicate: its payload is not needed
             elif was_created and not self.publisher.inline:
-                self.publisher.publish(job_id, int(write.delay * 1000) if write.delay else None)
+                self.publisher.publish(job_id, int(item.delay * 1000) if item.delay else None)
             out.append(actual)
         return out
 
-    def _modes(self, writes: Sequence[DigimeWrite]) -> list[str]:
-        creds = {user: self.stores.vault.load("digime", user) for user in {w.user for w in writes}}
-        modes = []
-        for write in writes:
-            cred = creds[write.user]
-            if cred is None:
-                raise ValidationError(f"no digi.me credential stored for user {write.user!r}")
-            mode = write.mode or ("postbox" if cred.postbox_id else "import")
-            if mode == "postbox" and not cred.postbox_id:
-                raise ValidationError(f"user {write.user!r} has no digi.me postbox; "
-                                      "use mode='import'")
-            modes.append(mode)
-        self._check_paths(writes)
-        return modes
+    def _credentials(self, writes: Sequence[Write]) -> dict[tuple[str, str], Any]:
+        wanted = {(w.provider, w.user) for w in writes}
+        return {key: self.stores.vault.load(*key) for key in wanted}
 
-    def _check_paths(self, writes: Sequence[DigimeWrite]) -> None:
+    def _check_sizes(self, writes: Sequence[Write]) -> None:
         limit = self.stores.settings.delivery.max_payload_bytes
         for write in writes:
-            if isinstance(write.data, str | Path) or hasattr(write.data, "__fspath__"):
-                path = Path(write.data)
+            data = getattr(write, "data", None)
+            if isinstance(data, str | Path) or hasattr(data, "__fspath__"):
+                path = Path(data)
                 if not path.is_file():
                     raise PayloadError(f"cannot read {path}: not a regular file")
                 if path.stat().st_size > limit:
                     raise ValidationError(f"{path} is larger than the {limit}-byte limit")
-            elif isinstance(write.data, bytes) and len(write.data) > limit:
+            elif isinstance(data, bytes) and len(data) > limit:
                 raise ValidationError(f"data is larger than the {limit}-byte limit")
 
     # -- look-ups ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from worker.digime import validate_descriptor
 from worker.errors import ValidationError
 
 from . import validation
+from .writes import Prepared
 
 MODES = ("postbox", "import")
 
@@ -29,6 +30,7 @@ class DigimeWrite:
     mode: str | None = None
     idempotency_key: str | None = None
     delay: float | None = None
+    provider = "digime"
 
     def validated(self) -> DigimeWrite:
         mode = self.mode
@@ -41,3 +43,15 @@ class DigimeWrite:
             idempotency_key=validation.idempotency_key(self.idempotency_key),
             delay=validation.delay_seconds(self.delay),
         )
+
+    def prepare(self, credential: Any) -> Prepared:
+        if credential is None:
+            raise ValidationError(f"no digi.me credential stored for user {self.user!r}")
+        mode = self.mode or ("postbox" if credential.postbox_id else "import")
+        if mode == "postbox" and not credential.postbox_id:
+            raise ValidationError(f"user {self.user!r} has no digi.me postbox; use mode='import'")
+        return Prepared(provider="digime", op=mode, user=self.user,
+                        spec={"mode": mode, "file_name": self.file_name,
+                              "descriptor": self.descriptor},
+                        data=self.data, idempotency_key=self.idempotency_key,
+                        delay=self.delay or 0.0)

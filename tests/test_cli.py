@@ -31,8 +31,9 @@ def test_demo_starts_embedded_redis_and_sandbox_and_stops_them(tmp_path: Path):
     assert received["large.bin"]["size"] == 2 << 20 and received["steps.json"]["mode"] == "import"
     assert all(r["status"] == "delivered" for r in received.values())
     assert all(j["delivery_status"] == "delivered" for j in summary["digime"]["jobs"].values())
+    assert summary["dataswyft"]["records"] == 4 and summary["dataswyft"]["file"]
     assert "started an embedded Redis-compatible server" in done.stderr
-    assert "[6/6]" in done.stderr and "Stopped the embedded Redis server" in done.stderr
+    assert "[7/7]" in done.stderr and "Stopped the embedded Redis server" in done.stderr
     assert (tmp_path / "redis" / "appendonlydir").is_dir()
     assert not (tmp_path / "redis" / "embedded.json").exists()
 
@@ -40,8 +41,8 @@ def test_demo_starts_embedded_redis_and_sandbox_and_stops_them(tmp_path: Path):
 def test_demo_human_output_shows_progress(tmp_path: Path):
     done = datapost("demo", "--large-mib", "1", env={"DATAPOST_DATA_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    for step in range(1, 7):
-        assert f"[{step}/6]" in done.stdout
+    for step in range(1, 8):
+        assert f"[{step}/7]" in done.stdout
     assert "matches" in done.stdout and "succeeded" in done.stdout
     assert "Demo finished" in done.stdout
 

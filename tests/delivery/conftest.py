@@ -23,6 +23,8 @@ from worker.config import Settings, load_settings
 from worker.service import DeliveryService
 
 ROOT = Path(__file__).resolve().parents[2]
+PDA_APP = "datapost-tests"
+PDA_NS = "datapost"
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +64,9 @@ def env(sandbox, contract, redis_url, redis_client, tmp_path) -> dict[str, str]:
         "DATAPOST_RETRY_CAP": "2",
         "DATAPOST_HTTP_TIMEOUT": "10",
         "DATAPOST_LOG_FORMAT": "json",
+        "DATAPOST_DATASWYFT_APPLICATION_ID": PDA_APP,
+        "DATAPOST_DATASWYFT_SCHEME": "http",
+        "DATAPOST_DATASWYFT_ALLOWED_DOMAINS": "localhost",
     }
 
 
@@ -181,3 +186,44 @@ def deliveries(sandbox, **params) -> list[dict]:
 def stats(sandbox, client_id: str) -> dict:
     return httpx.get(sandbox.control_url + "/stats", params={"client_id": client_id},
                      timeout=30).json()
+
+
+@pytest.fixture(scope="session")
+def pda_app(sandbox) -> str:
+    """Our app, registered and enabled on both sandbox PDAs, writing to namespace datapost."""
+    for pda in sandbox.pdas:
+        resp = httpx.post(pda["url"] + "/_control/apps", timeout=30, json={
+            "id": PDA_APP, "version": "1.0.0", "validRedirectUris": ["http://127.0.0.1:9/cb"],
+            "roles": [f"namespacewrite:{PDA_NS}", f"namespaceread:{PDA_NS}", "managefiles:*"]})
+        assert resp.status_code in (200, 201), resp.text
+    return PDA_APP
+
+
+def mint_pda_token(pda: dict, *, iat_offset: int = 0, exp_offset: int | None = None) -> str:
+    body = {"application": PDA_APP, "iat_offset": iat_offset}
+    if exp_offset is not None:
+        body["exp_offset"] = exp_offset
+    resp = httpx.post(pda["url"] + "/_control/token", json=body, timeout=30)
+    assert resp.status_code in (200, 201), resp.text
+    return resp.json()["token"]
+
+
+@pytest.fixture
+def pda_user(sandbox, pda_app, datapost) -> Callable[..., dict]:
+    """A user whose PDA credential (an app token for `pda`) is stored."""
+
+    def make(pda_name: str = "alice", *, iat_offset: int = 0, user: str | None = None) -> dict:
+        pda = sandbox.pda(pda_name)
+        user = user or f"pda-user-{uuid.uuid4().hex[:8]}"
+        token = mint_pda_token(pda, iat_offset=iat_offset)
+        datapost.store_dataswyft_credential(user, pda_domain=pda["domain"], token=token)
+        return {"user": user, "pda": pda, "token": token}
+
+    return make
+
+
+def pda_records(pda: dict, endpoint: str | None = None) -> list[dict]:
+    params = {"namespace": PDA_NS, **({"endpoint": endpoint} if endpoint else {})}
+    resp = httpx.get(pda["url"] + "/_control/records", params=params, timeout=30)
+    resp.raise_for_status()
+    return resp.json()["records"]
