@@ -2,7 +2,12 @@
 renewal, and application-token verification. See /work/shared/protocols/dataswyft.md."""
 
 from .client import DataswyftClient, build_http_client
-from .domains import DomainPolicy, validate_content_url, validate_pda_domain
+from .domains import (
+    DomainPolicy,
+    normalise_pda_domain,
+    validate_content_url,
+    validate_pda_domain,
+)
 from .errors import (
     DataswyftError,
     DataswyftHTTPError,
@@ -48,6 +53,7 @@ __all__ = [
     "build_http_client",
     "decode_claims",
     "idle_expires_at",
+    "normalise_pda_domain",
     "usable_until",
     "validate_batch",
     "validate_content_url",

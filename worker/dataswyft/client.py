@@ -18,7 +18,7 @@ import httpx
 
 from ..config import DeliverySettings
 from ..errors import ValidationError
-from .domains import DomainPolicy
+from .domains import DomainPolicy, normalise_pda_domain, validate_content_url
 from .errors import DataswyftProtocolError, http_error, s3_error, transport_error
 from .payload import PayloadSource, checked_chunks, payload_size
 from .results import FileResult, RecordsResult, UploadTicket
@@ -50,8 +50,11 @@ def build_http_client(delivery: DeliverySettings | None = None, **kwargs: Any) -
 class DataswyftClient:
     """Stateless apart from what is passed in; safe to share between threads.
 
-    `policy` decides which PDA domains may be contacted (default: the standard hosted
-    suffixes, resolving to public addresses only); build it with `DomainPolicy.from_settings`.
+    With a `policy` (`DomainPolicy.from_settings(settings)`) every call checks the domain
+    against the allowed suffixes and addresses itself. Without one, callers must have run
+    `validate_pda_domain` first; the client then checks only the syntax (a bare `host[:port]`,
+    no IP literal), which keeps the URLs it builds well-formed. Presigned upload URLs are
+    checked against the policy's sandbox mode (https only and public hosts outside it).
     """
 
     def __init__(self, http: httpx.Client, *, scheme: str = "https", api_version: str = "v2.6",
@@ -63,7 +66,7 @@ class DataswyftClient:
         self.http = http
         self.scheme = scheme
         self.api = f"/api/{api_version}"
-        self.policy = policy or DomainPolicy()
+        self.policy = policy
 
     def __repr__(self) -> str:
         return f"DataswyftClient(scheme={self.scheme!r}, api={self.api!r})"
@@ -130,7 +133,10 @@ class DataswyftClient:
         """Step 2: PUT the bytes to S3, streamed with an exact Content-Length and the signed
         SSE header; `content_type` must equal the metadata's contentType when that was set.
         Sends no PDA token, and uses the URL exactly as given. Non-2xx → S3Error."""
-        self.policy.check_content_url(content_url)
+        if self.policy is not None:
+            self.policy.check_content_url(content_url)
+        else:  # http is the sandbox's scheme (DATAPOST_DATASWYFT_SCHEME)
+            validate_content_url(content_url, sandbox_mode=self.scheme == "http")
         url = _exact_url(content_url)
         size = payload_size(payload)
         if size == 0:
@@ -170,7 +176,7 @@ class DataswyftClient:
               content: bytes | None = None,
               params: dict[str, str] | None = None) -> tuple[Any, str | None]:
         """One authenticated request; (parsed JSON, renewed token) or a DataswyftError."""
-        host = self.policy.check(domain)
+        host = self.policy.check(domain) if self.policy else normalise_pda_domain(domain)
         _require_token(token)
         headers = {"X-Auth-Token": token, "Accept": JSON}
         if content is not None:

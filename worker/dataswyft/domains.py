@@ -105,7 +105,7 @@ def _address_problem(address: str) -> str | None:
         ip = ip.ipv4_mapped
     for attribute, what in (("is_unspecified", "unspecified"), ("is_loopback", "loopback"),
                             ("is_link_local", "link-local"), ("is_multicast", "multicast"),
-                            ("is_private", "private"), ("is_reserved", "reserved")):
+                            ("is_reserved", "reserved"), ("is_private", "private")):
         if getattr(ip, attribute):
             return what
     return None if ip.is_global else "non-public"
@@ -125,6 +125,13 @@ def check_resolves_public(host: str, port: int | None = None, *, what: str = "PD
         if problem:
             raise ValidationError(f"{what} {_show(host)} resolves to a {problem} address; only "
                                   "public addresses are allowed outside sandbox mode")
+
+
+def normalise_pda_domain(domain: str) -> str:
+    """Syntax only: a bare lower-case `host[:port]`, never an IP literal. No suffix or address
+    policy; for callers that applied `validate_pda_domain` earlier (it keeps URL building safe)."""
+    host, port = _check_syntax(domain)
+    return host if port is None else f"{host}:{port}"
 
 
 def validate_pda_domain(domain: str, *, allowed_suffixes: tuple[str, ...], sandbox_mode: bool,

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .domains import DomainPolicy
+from .domains import DomainPolicy, normalise_pda_domain
 from .errors import TokenError, http_error, transport_error
 
 IDLE_TIMEOUT = 72 * 3600
@@ -128,9 +128,12 @@ def usable_until(claims: TokenClaims, idle: int = IDLE_TIMEOUT) -> int:
 
 class PublicKeyCache:
     """Each PDA's RSA public key from `<scheme>://<domain>/publickey` (text/plain SPKI PEM),
-    cached per domain. There is no rotation protocol; `refetch` after a signature failure,
-    at most once per `min_refetch_interval` seconds per domain (a stream of forged tokens must
-    not turn into a stream of requests to the PDA). Safe to share between threads."""
+    cached per domain. Without a `policy` only the domain's syntax is checked (verify_token
+    fetches for the expected domain, which the sign-in start validated).
+
+    There is no rotation protocol: `refetch` after a signature failure, at most once per
+    `min_refetch_interval` seconds per domain (a stream of forged tokens must not turn into a
+    stream of requests to the PDA). Safe to share between threads."""
 
     def __init__(self, http: httpx.Client, scheme: str = "https", *,
                  policy: DomainPolicy | None = None, min_refetch_interval: float = 10.0) -> None:
@@ -138,7 +141,7 @@ class PublicKeyCache:
             raise ValueError("scheme must be 'https' or 'http'")
         self.http = http
         self.scheme = scheme
-        self.policy = policy or DomainPolicy()
+        self.policy = policy
         self.min_refetch_interval = min_refetch_interval
         self._keys: dict[str, tuple[rsa.RSAPublicKey, float]] = {}
         self._lock = threading.Lock()
@@ -146,14 +149,17 @@ class PublicKeyCache:
     def __repr__(self) -> str:
         return f"PublicKeyCache(scheme={self.scheme!r}, domains={len(self._keys)})"
 
+    def _domain(self, domain: str) -> str:
+        return self.policy.check(domain) if self.policy else normalise_pda_domain(domain)
+
     def get(self, domain: str) -> rsa.RSAPublicKey:
-        domain = self.policy.check(domain)
+        domain = self._domain(domain)
         with self._lock:
             cached = self._keys.get(domain)
         return cached[0] if cached else self._fetch(domain)
 
     def refetch(self, domain: str) -> rsa.RSAPublicKey:
-        domain = self.policy.check(domain)
+        domain = self._domain(domain)
         with self._lock:
             cached = self._keys.get(domain)
         if cached and time.monotonic() - cached[1] < self.min_refetch_interval:
