@@ -26,30 +26,30 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--users", type=int, default=10)
     args = p.parse_args()
-    with bench_env("--pda", "alice", "--pda", "bob") as bench:
-        with Datapost.connect(bench.settings(), bench.redis.url) as datapost:
-            pdas = bench.urls["pdas"]
-            users = [f"pda-bench-{i}" for i in range(args.users)]
-            for i, user in enumerate(users):
-                bench.pda_user(datapost, user, pdas[i % len(pdas)])
-            run = uuid.uuid4().hex[:8]
-            writes = [PdaRecordWrite(user=users[i % len(users)], namespace="bench",
-                                     endpoint="events", data={"run": run, "n": i, "value": i * 7})
-                      for i in range(args.jobs)]
-            worker = bench.start_worker(args.processes, args.threads)
-            time.sleep(4)
-            procs = tree(worker)
-            cpu0 = cpu_seconds(procs)
-            started = time.monotonic()
-            for i in range(0, len(writes), 500):
-                datapost.enqueue_many(writes[i:i + 500])
-                print(f"enqueued {min(i + 500, len(writes))}/{len(writes)}", file=sys.stderr)
-            enqueue_s = time.monotonic() - started
-            done = lambda: datapost.stores.redis.zcard("datapost:jobs:succeeded") >= args.jobs  # noqa: E731
-            wait_until(done, timeout=600)
-            elapsed = time.monotonic() - started
-            worker_cpu = cpu_seconds(procs) - cpu0
-            counts = datapost.stores.jobs.counts()
+    with bench_env("--pda", "alice", "--pda", "bob") as bench, \
+            Datapost.connect(bench.settings(), bench.redis.url) as datapost:
+        pdas = bench.urls["pdas"]
+        users = [f"pda-bench-{i}" for i in range(args.users)]
+        for i, user in enumerate(users):
+            bench.pda_user(datapost, user, pdas[i % len(pdas)])
+        run = uuid.uuid4().hex[:8]
+        writes = [PdaRecordWrite(user=users[i % len(users)], namespace="bench",
+                                 endpoint="events", data={"run": run, "n": i, "value": i * 7})
+                  for i in range(args.jobs)]
+        worker = bench.start_worker(args.processes, args.threads)
+        time.sleep(4)
+        procs = tree(worker)
+        cpu0 = cpu_seconds(procs)
+        started = time.monotonic()
+        for i in range(0, len(writes), 500):
+            datapost.enqueue_many(writes[i:i + 500])
+            print(f"enqueued {min(i + 500, len(writes))}/{len(writes)}", file=sys.stderr)
+        enqueue_s = time.monotonic() - started
+        done = lambda: datapost.stores.redis.zcard("datapost:jobs:succeeded") >= args.jobs  # noqa: E731
+        wait_until(done, timeout=600)
+        elapsed = time.monotonic() - started
+        worker_cpu = cpu_seconds(procs) - cpu0
+        counts = datapost.stores.jobs.counts()
     emit({
         "benchmark": "dataswyft_records", "machine": machine(), "jobs": args.jobs,
         "processes": args.processes, "threads": args.threads, "pdas": len(pdas),

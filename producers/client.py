@@ -16,12 +16,14 @@ from worker.config import Settings, load_settings
 from worker.errors import ConfigError, PayloadError, ValidationError
 from worker.queue import Publisher, build_broker
 from worker.runtime import Stores
-from worker.store import DigimeCredential
+from worker.store import DataswyftCredential, DigimeCredential
 from worker.store.jobs import Job, new_job_id, parse_create
 from worker.store.payloads import PayloadRef
 
-from . import keys, validation
+from . import credentials
+from .dataswyft import PdaBatchWrite, PdaFileWrite, PdaRecordWrite
 from .digime import DigimeWrite
+from .writes import Write
 
 
 class Datapost:

@@ -3,7 +3,6 @@ batches across endpoints, and files. Validated before anything is stored."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,19 +63,20 @@ class PdaBatchWrite:
     items: list[dict[str, Any]]
     idempotency_key: str | None = None
     delay: float | None = None
+    body: bytes = field(default=b"", repr=False)  # the encoded request, set by validated()
     provider = "dataswyft"
 
     def validated(self) -> PdaBatchWrite:
-        items = validate_batch(self.items)
-        return PdaBatchWrite(user=validation.user_ref(self.user), items=items,
+        return PdaBatchWrite(user=validation.user_ref(self.user), items=self.items,
                              idempotency_key=validation.idempotency_key(self.idempotency_key),
-                             delay=validation.delay_seconds(self.delay))
+                             delay=validation.delay_seconds(self.delay),
+                             body=validate_batch(self.items))
 
     def prepare(self, credential: Any) -> Prepared:
         _credential(credential, self.user)
-        body = json.dumps(self.items, separators=(",", ":"), ensure_ascii=False).encode()
-        return Prepared(provider="dataswyft", op="batch", user=self.user, spec={}, data=body,
-                        idempotency_key=self.idempotency_key, delay=self.delay or 0.0)
+        return Prepared(provider="dataswyft", op="batch", user=self.user, spec={},
+                        data=self.body, idempotency_key=self.idempotency_key,
+                        delay=self.delay or 0.0)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 A rule matches on target (`digime`, `pda`, `s3` or `*`), optional host, HTTP method and a
 regular expression searched in the path. It fires for the next `times` matching requests,
-or with `probability` on every one, or both (then at most `times` firings).
+or with `probability` on every one, or both (then at most `times` firings). With `after`,
+the request is handled first and the delay or drop hits the answer: the provider did the
+work but the client never hears of it (the classic lost response).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class FaultRule:
     body: object | None = None
     delay_ms: int = 0
     drop: bool = False
+    after: bool = False
     times: int | None = None
     probability: float | None = None
     fired: int = 0
@@ -61,7 +64,7 @@ def parse_rule(rule_id: int, data: object) -> FaultRule:
     if not isinstance(data, dict):
         raise FaultRuleError("a fault rule must be a JSON object")
     known = {"target", "path", "method", "host", "status", "retry_after", "body",
-             "delay_ms", "drop", "times", "probability"}
+             "delay_ms", "drop", "after", "times", "probability"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise FaultRuleError(f"unknown field(s): {', '.join(unknown)}")
@@ -86,6 +89,12 @@ def parse_rule(rule_id: int, data: object) -> FaultRule:
         raise FaultRuleError("drop must be true or false")
     if status is None and not drop and not delay:
         raise FaultRuleError("a rule needs at least one of status, drop or delay_ms")
+    after = data.get("after", False)
+    if not isinstance(after, bool):
+        raise FaultRuleError("after must be true or false")
+    if after and status is not None:
+        raise FaultRuleError("after applies to delay_ms and drop (the real answer is kept), "
+                             "not to status")
     times = data.get("times")
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise FaultRuleError("times must be a positive integer")
@@ -103,7 +112,7 @@ def parse_rule(rule_id: int, data: object) -> FaultRule:
     return FaultRule(
         id=rule_id, target=target, path=path, method=data.get("method"),
         host=data.get("host"), status=status, retry_after=retry_after, body=data.get("body"),
-        delay_ms=delay, drop=drop, times=times, probability=prob, _pattern=pattern,
+        delay_ms=delay, drop=drop, after=after, times=times, probability=prob, _pattern=pattern,
     )
 
 

@@ -76,6 +76,17 @@ def _abort_connection(receive: Receive) -> bool:
     return True
 
 
+async def _buffered(app: ASGIApp, scope: Scope, receive: Receive) -> list[Message]:
+    """Run the app to completion and keep what it would have sent."""
+    sent: list[Message] = []
+
+    async def keep(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, keep)
+    return sent
+
+
 class SandboxMiddleware:
     """Logs each request and applies the first matching fault rule before the app sees it."""
 
@@ -115,6 +126,10 @@ class SandboxMiddleware:
             rule = None
             if not path.startswith(CONTROL_PREFIX):
                 rule = self.faults.pick(target, host, scope["method"], path)
+            if rule is not None and rule.after:
+                entry.fault = f"rule {rule.id} (after)"
+                await self._after(rule, scope, receive, logging_send, entry)
+                return
             if rule is not None:
                 entry.fault = f"rule {rule.id}"
                 if rule.delay_ms:
@@ -146,3 +161,17 @@ class SandboxMiddleware:
             await send({"type": "http.response.body", "body": body})
         finally:
             entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+
+    async def _after(self, rule: FaultRule, scope: Scope, receive: Receive, send: Send,
+                     entry) -> None:
+        """Handle the request for real, then delay or drop the answer."""
+        sent = await _buffered(self.app, scope, receive)
+        if rule.delay_ms:
+            await asyncio.sleep(rule.delay_ms / 1000)
+        if rule.drop:
+            entry.error = "dropped after handling"
+            if _abort_connection(receive):
+                return
+            raise ConnectionAbortedError("injected drop after handling")
+        for message in sent:
+            await send(message)

@@ -16,6 +16,9 @@ import dramatiq
 import httpx
 
 from .config import Settings
+from .dataswyft import DataswyftClient, DomainPolicy
+from .delivery.dataswyft import DataswyftDelivery
+from .delivery.dataswyft_tokens import PdaKeepAlive, PdaTokenKeeper
 from .delivery.digime import DigimeDelivery
 from .delivery.digime_tokens import DigimeTokenKeeper
 from .delivery.engine import DeliveryEngine
@@ -33,6 +36,7 @@ from .store.payloads import PayloadRef
 
 ACTOR_TIME_LIMIT_MS = 2 * 3600 * 1000
 SWEEP_EVERY = 60.0
+KEEPALIVE_EVERY = 600.0
 
 
 class LazyDigimeClient:
@@ -89,17 +93,32 @@ class DeliveryService:
                                    redis_client=stores.redis, skew=d.refresh_skew,
                                    lock_ttl=d.refresh_lock_ttl, redactor=redactor)
         extra = {"sleep": sleep} if sleep else {}
+        pda_client = DataswyftClient(http, scheme=settings.dataswyft.scheme,
+                                     policy=DomainPolicy.from_settings(settings))
+        pda_keeper = PdaTokenKeeper(vault=stores.vault, redactor=redactor)
+        suffixes, sandbox = settings.dataswyft.allowed_domains, settings.sandbox_mode
         providers = {
             "digime": DigimeDelivery(vault=stores.vault, payloads=stores.payloads,
                                      client=digime_client, keeper=keeper, tries=d.http_attempts,
                                      max_wait=d.max_inline_wait, **extra),
+            "dataswyft": DataswyftDelivery(vault=stores.vault, payloads=stores.payloads,
+                                           jobs=stores.jobs, client=pda_client, keeper=pda_keeper,
+                                           allowed_suffixes=suffixes, sandbox_mode=sandbox,
+                                           tries=d.http_attempts, max_wait=d.max_inline_wait,
+                                           **extra),
         }
+        keep_alive = PdaKeepAlive(vault=stores.vault, client=pda_client, keeper=pda_keeper,
+                                  allowed_suffixes=suffixes, sandbox_mode=sandbox)
         worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         engine = DeliveryEngine(jobs=stores.jobs, publisher=publisher,
                                 policy=RetryPolicy(settings.retry), providers=providers,
                                 settings=d, worker_id=worker_id,
                                 on_finished=lambda job, state: cls._cleanup(stores, job, state))
-        recovery = Recovery(on_tick=[engine.extend_leases, lambda: cls._sweep(stores, engine)])
+        recovery = Recovery(on_tick=[
+            engine.extend_leases,
+            lambda: cls._every(stores, "sweep", SWEEP_EVERY, engine.sweep),
+            lambda: cls._every(stores, "keepalive", KEEPALIVE_EVERY, keep_alive.run_once),
+        ])
         broker.add_middleware(recovery)
         return cls(settings, stores, broker, http, engine, recovery)
 
@@ -115,11 +134,12 @@ class DeliveryService:
             stores.redis.expire(store_keys.payload(job.id), stores.jobs.result_ttl)
 
     @staticmethod
-    def _sweep(stores: Stores, engine: DeliveryEngine) -> None:
-        """At most one process per minute re-sends overdue jobs."""
-        lock = RedisLock(stores.redis, "datapost:lock:sweep", SWEEP_EVERY)
+    def _every(stores: Stores, name: str, seconds: float, task: Callable[[], object]) -> None:
+        """Run `task` in at most one worker process per `seconds` (the lock is left to
+        expire, so it doubles as the schedule)."""
+        lock = RedisLock(stores.redis, f"datapost:lock:{name}", seconds)
         if lock.acquire(wait=0):
-            engine.sweep()
+            task()
 
     def declare_actor(self) -> dramatiq.Actor:
         dramatiq.set_broker(self.broker)

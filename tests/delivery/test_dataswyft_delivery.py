@@ -116,15 +116,14 @@ def test_injected_faults_end_in_succeeded(sandbox, datapost, pda_user, run_worke
 def test_a_retried_write_that_already_landed_is_deduplicated(sandbox, env, redis_url, pda_user,
                                                              datapost):
     user = pda_user()
-    fast = load_settings({**env, "DATAPOST_HTTP_TIMEOUT": "0.5"})
-    # The PDA stores the record but answers after the client gave up: the retry gets
+    # The PDA stores the record but the connection drops before the answer: the retry gets
     # 400 Duplicate data, which means the first try landed.
     sandbox.control("POST", "/faults", json={"target": "pda", "host": user["pda"]["domain"],
-                                             "path": "/api/v2.6/data/", "delay_ms": 1500,
-                                             "times": 1})
+                                             "path": "/api/v2.6/data/", "drop": True,
+                                             "after": True, "times": 1})
     record = unique(kind="once")
     job_id = datapost.enqueue_records(user["user"], PDA_NS, "dedup", record)
-    worker = InProcessWorker(fast, redis_url).start()
+    worker = InProcessWorker(load_settings(env), redis_url).start()
     try:
         done = wait_for(datapost, [job_id], {"succeeded"}, timeout=60)[job_id]
     finally:

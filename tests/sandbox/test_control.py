@@ -131,3 +131,17 @@ def test_request_log_records_status_host_and_fault(clean):
     assert "secret-xyz" not in str(log)
     pda = clean.control("GET", "/requests", params={"target": "pda"}).json()["requests"]
     assert pda[-1]["host"] == clean.pda("bob")["domain"] and pda[-1]["status"] == 200
+
+
+def test_after_faults_let_the_request_land_then_lose_the_answer(clean):
+    alice = clean.pda("alice")
+    clean.control("POST", "/faults", json={"target": "pda", "host": alice["domain"],
+                                           "path": "^/publickey$", "drop": True, "after": True,
+                                           "times": 1})
+    with pytest.raises(httpx.TransportError):
+        httpx.get(alice["url"] + "/publickey")
+    log = clean.control("GET", "/requests", params={"target": "pda"}).json()["requests"]
+    assert log[-1]["fault"].endswith("(after)") and log[-1]["status"] is None
+    resp = clean.control("POST", "/faults", json={"path": "x", "status": 500, "after": True,
+                                                  "times": 1})
+    assert resp.status_code == 400 and "not to status" in resp.json()["error"]

@@ -263,6 +263,15 @@ class JobStore:
         ok, state = result
         return bool(ok), state.decode() if isinstance(state, bytes) else state
 
+    def set_progress(self, job_id: str, progress: Mapping[str, Any]) -> None:
+        """Where a multi-step delivery got to (e.g. a PDA file id), so a retry resumes at the
+        right step. Only non-secret values belong here."""
+        self.redis.hset(self.key(job_id), "progress", json.dumps(progress))
+
+    def progress(self, job_id: str) -> dict[str, Any]:
+        raw = self.redis.hget(self.key(job_id), "progress")
+        return json.loads(raw) if raw else {}
+
     def record_attempt(self, job_id: str, attempt: Mapping[str, Any], keep: int = 100) -> None:
         key = f"{self.key(job_id)}:attempts"
         pipe = self.redis.pipeline(transaction=False)
