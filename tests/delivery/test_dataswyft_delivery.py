@@ -268,3 +268,50 @@ def test_enqueue_validation(datapost, pda_user, redis_client, env, redis_url):
         for domain in ("evil.example.com", "127.0.0.1", user["pda"]["domain"], "hubat.net"):
             with pytest.raises(ValidationError):
                 client.store_dataswyft_credential("x", pda_domain=domain, token=user["token"])
+
+
+def pda_file(pda: dict, file_id: str) -> bytes:
+    return httpx.get(f"{pda['url']}/_control/files/{file_id}/content", timeout=60).content
+
+
+def test_a_refused_presigned_put_starts_again_from_upload(sandbox, datapost, pda_user, run_worker):
+    user = pda_user()
+    sandbox.control("POST", "/faults", json={
+        "target": "s3", "host": user["pda"]["domain"], "method": "PUT", "status": 403,
+        "times": 1, "body": "<Error><Code>AccessDenied</Code><Message>Request has expired"
+                            "</Message></Error>"})
+    job_id = datapost.enqueue_file(user["user"], b"retry me" * 1000, name="r.txt", source="t")
+    run_worker()
+    result = wait_for(datapost, [job_id], {"succeeded"})[job_id]["result"]
+    steps = [s["step"] for a in datapost.status(job_id)["attempts_log"] for s in a["steps"]]
+    assert steps == ["file-upload", "file-put", "restart", "file-upload", "file-put",
+                     "file-complete"]
+    assert pda_file(user["pda"], result["fileId"]) == b"retry me" * 1000
+
+
+def test_an_incomplete_upload_at_complete_starts_again(sandbox, datapost, pda_user, run_worker):
+    user = pda_user()
+    sandbox.control("POST", "/faults", json={
+        "target": "pda", "host": user["pda"]["domain"], "path": "/complete$", "status": 400,
+        "times": 1, "body": {"message": "File not available",
+                             "cause": "Not fully uploaded file can not be completed"}})
+    job_id = datapost.enqueue_file(user["user"], b"again" * 1000, name="a.txt", source="t")
+    run_worker()
+    result = wait_for(datapost, [job_id], {"succeeded"})[job_id]["result"]
+    steps = [s["step"] for a in datapost.status(job_id)["attempts_log"] for s in a["steps"]]
+    assert steps.count("file-upload") == 2 and "restart" in steps
+    assert pda_file(user["pda"], result["fileId"]) == b"again" * 1000
+
+
+def test_a_retry_after_the_put_only_completes(sandbox, datapost, pda_user, run_worker):
+    user = pda_user()
+    sandbox.control("POST", "/faults", json={
+        "target": "pda", "host": user["pda"]["domain"], "path": "/complete$", "status": 502,
+        "times": 3})  # more than one attempt's quick retries: the job is rescheduled
+    job_id = datapost.enqueue_file(user["user"], b"resume" * 1000, name="c.txt", source="t")
+    run_worker()
+    result = wait_for(datapost, [job_id], {"succeeded"}, timeout=60)[job_id]["result"]
+    log = datapost.status(job_id)["attempts_log"]
+    assert len(log) == 2
+    assert [s["step"] for s in log[1]["steps"]] == ["file-complete"]
+    assert pda_file(user["pda"], result["fileId"]) == b"resume" * 1000
