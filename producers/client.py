@@ -12,17 +12,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from worker.config import Settings, load_settings
+from worker.digime import DigimeClient, KeyCache, TokenVerifier
 from worker.errors import ConfigError, PayloadError, ValidationError
 from worker.queue import Publisher, build_broker
 from worker.runtime import Stores
 from worker.store import DataswyftCredential, DigimeCredential
-from worker.store.jobs import Job, new_job_id, parse_create
+from worker.store.jobs import Job, JobState, new_job_id, parse_create
 from worker.store.payloads import PayloadRef
 
 from . import credentials
 from .dataswyft import PdaBatchWrite, PdaFileWrite, PdaRecordWrite
 from .digime import DigimeWrite
+from .signin import ConnectLinks, PendingSignins
 from .writes import Write
 
 
@@ -30,6 +34,8 @@ class Datapost:
     def __init__(self, stores: Stores, publisher: Publisher) -> None:
         self.stores = stores
         self.publisher = publisher
+        self._http: httpx.Client | None = None
+        self._links: ConnectLinks | None = None
 
     @classmethod
     def connect(cls, settings: Settings | None = None, redis_url: str | None = None) -> Datapost:
@@ -43,6 +49,8 @@ class Datapost:
         return cls(stores, Publisher(broker, settings.delivery.queue))
 
     def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
         self.stores.close()
         with contextlib.suppress(Exception):
             self.publisher.broker.close()
@@ -66,14 +74,64 @@ class Datapost:
             refresh_token=refresh_token, refresh_expires_at=refresh_expires_at,
             postbox_id=postbox_id, postbox_public_key=postbox_public_key,
             digime_user_id=digime_user_id, consent_id=consent_id)
-        return self.stores.vault.store(cred)
+        stored = self.stores.vault.store(cred)
+        self.resume_parked("digime", stored.user)
+        return stored
 
     def store_dataswyft_credential(self, user: str, *, pda_domain: str,
                                    token: str) -> DataswyftCredential:
         """Store (replace) a user's PDA application token, e.g. after the sign-in callback."""
         cred = credentials.dataswyft_credential(user, pda_domain=pda_domain, token=token,
                                                 settings=self.stores.settings)
-        return self.stores.vault.store(cred)
+        stored = self.stores.vault.store(cred)
+        self.resume_parked("dataswyft", stored.user)
+        return stored
+
+    def resume_parked(self, provider: str, user: str) -> list[str]:
+        """Queue again every job parked for (provider, user): the user signed in again."""
+        resumed = []
+        for job_id in self.stores.jobs.parked_ids(provider, user):
+            moved, _ = self.stores.jobs.move(job_id, JobState.QUEUED,
+                                             allowed_from=[JobState.PARKED],
+                                             note="credential stored again")
+            if moved:
+                self.publisher.publish(job_id)
+                resumed.append(job_id)
+        return resumed
+
+    # -- sign-in -----------------------------------------------------------------------
+    def digime_connect_link(self, user: str) -> str:
+        """A URL to send the signed-in `user` to, to connect their digi.me library."""
+        return self.connect_links().digime(user)
+
+    def dataswyft_connect_link(self, user: str, pda_domain: str) -> str:
+        """A URL to send the signed-in `user` to, to connect the PDA they named."""
+        return self.connect_links().dataswyft(user, pda_domain)
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.stores.settings.delivery.http_timeout,
+                                      follow_redirects=False)
+        return self._http
+
+    def connect_links(self) -> ConnectLinks:
+        if self._links is None:
+            settings = self.stores.settings
+            pending = PendingSignins(self.stores.redis, self.stores.keyring,
+                                     settings.callback.signin_ttl)
+            self._links = ConnectLinks(settings, self.stores.vault, pending,
+                                       digime=self.digime_client())
+        return self._links
+
+    def digime_client(self) -> DigimeClient | None:
+        """The digi.me client for sign-ins, or None when digi.me is not configured."""
+        digime = self.stores.settings.digime
+        if not (digime.application_id and digime.contract_id and
+                (digime.private_key_file or digime.private_key)):
+            return None
+        key = KeyCache().get(digime)
+        return DigimeClient(digime, key, self.http, TokenVerifier(self.http, digime.api_url))
 
     # -- enqueue -----------------------------------------------------------------------
     def enqueue_digime(self, user: str, data: Any, *, file_name: str,

@@ -72,6 +72,18 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class CallbackSettings:
+    """The sign-in callback receiver: where it is reached, and where it sends people after."""
+
+    public_url: str | None = None  # e.g. https://app.example.com/datapost/ (trailing slash)
+    success_url: str | None = None  # the app's page after a successful connection
+    failure_url: str | None = None  # the app's page after a failed or declined one
+    signin_ttl: int = 900
+    host: str = "127.0.0.1"
+    port: int = 8787
+
+
+@dataclass(frozen=True)
 class LogSettings:
     format: str = "auto"
     level: str = "INFO"
@@ -88,6 +100,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    callback: CallbackSettings = field(default_factory=CallbackSettings)
     digime: DigimeSettings = field(default_factory=DigimeSettings)
     dataswyft: DataswyftSettings = field(default_factory=DataswyftSettings)
 
@@ -244,6 +257,14 @@ FIELDS: tuple[tuple[str, str, Callable[[Any], Any], str], ...] = (
     ("DATAPOST_SANDBOX", "sandbox_mode", _bool, "sandbox_mode"),
     ("DATAPOST_LOG_FORMAT", "log.format", _choice("auto", "json", "console"), "log.format"),
     ("DATAPOST_LOG_LEVEL", "log.level", _choice("debug", "info", "warning", "error"), "log.level"),
+    ("DATAPOST_CALLBACK_URL", "callback.public_url", _base_url, "callback.public_url"),
+    ("DATAPOST_CALLBACK_SUCCESS_URL", "callback.success_url", _url("http", "https"),
+     "callback.success_url"),
+    ("DATAPOST_CALLBACK_FAILURE_URL", "callback.failure_url", _url("http", "https"),
+     "callback.failure_url"),
+    ("DATAPOST_SIGNIN_TTL", "callback.signin_ttl", _number(30, 86400), "callback.signin_ttl"),
+    ("DATAPOST_CALLBACK_HOST", "callback.host", _str, "callback.host"),
+    ("DATAPOST_CALLBACK_PORT", "callback.port", _number(0, 65535), "callback.port"),
     ("DATAPOST_DIGIME_API_URL", "digime.api_url", _base_url, "digime.api_url"),
     ("DATAPOST_DIGIME_ONBOARD_URL", "digime.onboard_url", _base_url, "digime.onboard_url"),
     ("DATAPOST_DIGIME_APPLICATION_ID", "digime.application_id", _str, "digime.application_id"),
@@ -328,7 +349,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
 
 def _assemble(values: dict[str, Any]) -> Settings:
     groups: dict[str, dict[str, Any]] = {"": {}, "log": {}, "digime": {}, "dataswyft": {},
-                                         "delivery": {}, "retry": {}}
+                                         "delivery": {}, "retry": {}, "callback": {}}
     for target, value in values.items():
         group, _, name = target.rpartition(".")
         groups[group][name] = value
@@ -343,6 +364,7 @@ def _assemble(values: dict[str, Any]) -> Settings:
         log=LogSettings(**groups["log"]),
         delivery=DeliverySettings(**groups["delivery"]),
         retry=RetrySettings(**groups["retry"]),
+        callback=CallbackSettings(**groups["callback"]),
         digime=digime,
         dataswyft=DataswyftSettings(**groups["dataswyft"]),
     )

@@ -10,10 +10,10 @@ from worker.config import load_settings
 from worker.errors import ConfigError, DatapostError
 from worker.logging import configure_logging
 
-from . import demo, sandbox, worker
+from . import callback, demo, sandbox, worker
 from .output import Output
 
-COMMANDS = (worker, sandbox, demo)
+COMMANDS = (worker, callback, sandbox, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
