@@ -110,7 +110,7 @@ class Bench:
 
     def start_worker(self, processes: int, threads: int, *extra: str) -> subprocess.Popen:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "producers.cli.main", "worker", "--processes", str(processes),
+            [sys.executable, "-m", "producers.cli", "worker", "--processes", str(processes),
              "--threads", str(threads), *extra], cwd=ROOT, env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.workers.append(proc)

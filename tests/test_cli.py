@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATAPOST = [sys.executable, "-m", "producers.cli.main"]
+DATAPOST = [sys.executable, "-m", "producers.cli"]
 
 
 def datapost(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

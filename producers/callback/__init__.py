@@ -2,5 +2,6 @@
 
 from .app import create_app
 from .receiver import CallbackReceiver
+from .serve import serve_in_thread
 
-__all__ = ["CallbackReceiver", "create_app"]
+__all__ = ["CallbackReceiver", "create_app", "serve_in_thread"]

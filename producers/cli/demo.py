@@ -1,8 +1,9 @@
 """`datapost demo`: the whole flow on this machine, with nothing installed but Python.
 
-Starts the embedded Redis (unless DATAPOST_REDIS_URL is set) and the sandbox, registers a
-digi.me contract and a Dataswyft app, stores two users' credentials, enqueues every write in
-one round trip (digi.me files, one large; PDA records, a batch and a file), runs a worker, and
+Starts the embedded Redis (unless DATAPOST_REDIS_URL is set), the sandbox and the callback
+receiver, registers a digi.me contract and a Dataswyft app, signs two users in through the
+sandbox's pages (auto-approving, followed like a browser), enqueues every write in one round
+trip (digi.me files, one large; PDA records, a batch and a file), runs a worker, and
 checks that what each platform received equals what was enqueued.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -18,13 +20,16 @@ import httpx
 import redis
 
 from worker.config import Settings
-from worker.redis_server import redis_for_cli
+from worker.redis_server import free_port, redis_for_cli
 
+from ..callback import create_app, serve_in_thread
 from ..client import Datapost
 from ..dataswyft import PdaBatchWrite, PdaRecordWrite
 from ..digime import DigimeWrite
-from .demo_dataswyft import pda_writes, store_pda_user, verify_pda
-from .demo_digime import APP_ID, demo_settings, digime_writes, store_sandbox_user, verify_digime
+from ..signin import redirect_uris
+from .demo_dataswyft import NAMESPACE, pda_writes, verify_pda
+from .demo_digime import APP_ID, demo_settings, digime_writes, verify_digime
+from .demo_signin import register_pda_app, sign_in
 from .demo_worker import run_until_done
 from .output import Output
 from .sandbox_process import SandboxProcess
@@ -45,7 +50,7 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
         out.error("--large-mib must be from 1 to 4096")
         return 2
     if settings.log.level != "debug":  # the demo's own lines tell the story
-        for name in ("dramatiq", "datapost.delivery", "datapost.tokens"):
+        for name in ("dramatiq", "datapost.delivery", "datapost.tokens", "datapost.callback"):
             logging.getLogger(name).setLevel(logging.WARNING)
     summary: dict = {"ok": False}
     started = time.monotonic()
@@ -53,7 +58,8 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
         out.progress(1, STEPS, f"Redis at {url}")
         summary["redis"] = check_redis(url, out)
         with tempfile.TemporaryDirectory(prefix="datapost-demo-") as tmp, \
-                SandboxProcess("--pda", "demo-alice", data_dir=Path(tmp) / "sandbox") as sandbox:
+                SandboxProcess("--pda", "demo-alice", "--auto-approve",
+                               data_dir=Path(tmp) / "sandbox") as sandbox:
             urls = sandbox.urls
             summary["sandbox"] = urls
             summary["sandbox_checks"] = check_sandbox(urls, out)
@@ -67,15 +73,25 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
 
 def deliver_everything(settings: Settings, redis_url: str, urls: dict, workdir: Path,
                        out: Output, large_mib: int) -> dict:
-    settings = demo_settings(settings, urls, workdir)
+    receiver = f"http://127.0.0.1:{free_port()}/"
+    settings = demo_settings(settings, urls, workdir, receiver)
     pda = urls["pdas"][0]
-    with Datapost.connect(settings, redis_url) as datapost:
-        minted = store_sandbox_user(datapost, urls, "demo-user")
-        store_pda_user(datapost, pda, APP_ID, "demo-pda-user")
-        out.progress(3, STEPS, "connected two users (credentials sealed with AES-256-GCM): "
-                               f"digi.me postbox {minted['postbox_id']}, PDA {pda['domain']}")
-        digime, expected_digime = digime_writes(workdir, large_mib, out)
-        pda_jobs, expected_pda = pda_writes("demo-pda-user")
+    uris = redirect_uris(settings)
+    register_pda_app(pda, APP_ID, NAMESPACE, [uris["dataswyft"], uris["dataswyft_fallback"]])
+    port = int(receiver.rsplit(":", 1)[1].rstrip("/"))
+    run = secrets.token_hex(3)  # fresh users each run (the embedded Redis keeps old ones)
+    digime_name, pda_name = f"demo-user-{run}", f"demo-pda-user-{run}"
+    with Datapost.connect(settings, redis_url) as datapost, \
+            serve_in_thread(create_app(datapost), "127.0.0.1", port):
+        sign_in(datapost, datapost.digime_connect_link(digime_name), "digi.me", out)
+        sign_in(datapost, datapost.dataswyft_connect_link(pda_name, pda["domain"]),
+                "Dataswyft PDA", out)
+        digime_user = datapost.stores.vault.load("digime", digime_name)
+        out.progress(3, STEPS, "both users connected through the sign-in pages (credentials "
+                               f"sealed with AES-256-GCM): digi.me postbox "
+                               f"{digime_user.postbox_id}, PDA {pda['domain']}")
+        digime, expected_digime = digime_writes(digime_name, workdir, large_mib, out)
+        pda_jobs, expected_pda = pda_writes(pda_name)
         writes = [*digime, *pda_jobs]
         ids = datapost.enqueue_many(writes)
         out.progress(4, STEPS, f"enqueued {len(ids)} writes in one pipelined round trip: "
@@ -84,7 +100,7 @@ def deliver_everything(settings: Settings, redis_url: str, urls: dict, workdir: 
         names = {job_id: label(w, i) for i, (job_id, w) in enumerate(zip(ids, writes, strict=True))}
         results = run_until_done(settings, redis_url, datapost, ids, names, out)
     out.progress(5, STEPS, "every job reached 'succeeded'")
-    received = verify_digime(urls, minted["user_id"], expected_digime, out)
+    received = verify_digime(urls, digime_user.digime_user_id, expected_digime, out)
     out.progress(6, STEPS, f"digi.me: the sandbox decrypted {len(received)} files; each equals "
                            "what was enqueued")
     pda_summary = verify_pda(pda, expected_pda, out)

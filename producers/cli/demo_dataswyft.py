@@ -8,23 +8,10 @@ import uuid
 
 import httpx
 
-from ..client import Datapost
 from ..dataswyft import PdaBatchWrite, PdaFileWrite, PdaRecordWrite
 from .output import Output
 
 NAMESPACE = "datapost-demo"
-
-
-def store_pda_user(datapost: Datapost, pda: dict, app_id: str, user: str) -> None:
-    """Register the demo app on the PDA and store a token for `user` (the sign-in callback
-    does this in a real deployment)."""
-    httpx.post(pda["url"] + "/_control/apps", timeout=30, json={
-        "id": app_id, "version": "1.0.0", "validRedirectUris": ["http://127.0.0.1:9/cb"],
-        "roles": [f"namespacewrite:{NAMESPACE}", f"namespaceread:{NAMESPACE}", "managefiles:*"],
-    }).raise_for_status()
-    token = httpx.post(pda["url"] + "/_control/token", json={"application": app_id},
-                       timeout=30).raise_for_status().json()["token"]
-    datapost.store_dataswyft_credential(user, pda_domain=pda["domain"], token=token)
 
 
 def pda_writes(user: str) -> tuple[list, dict]:

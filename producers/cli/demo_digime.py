@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from worker.config import DataswyftSettings, DigimeSettings, Settings
 from worker.secret import Secret
 
-from ..client import Datapost
 from ..digime import DigimeWrite
 from .output import Output
 
@@ -23,7 +22,7 @@ DESCRIPTOR = {"mimeType": "text/plain", "accounts": [{"accountId": "demo-account
               "tags": ["datapost-demo"]}
 
 
-def demo_settings(settings: Settings, urls: dict, workdir: Path) -> Settings:
+def demo_settings(settings: Settings, urls: dict, workdir: Path, receiver: str) -> Settings:
     """The user's settings, pointed at the sandbox (digi.me contract, PDA app, loopback
     domains allowed) with a fresh contract key."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -36,6 +35,7 @@ def demo_settings(settings: Settings, urls: dict, workdir: Path) -> Settings:
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
     httpx.post(urls["control_url"] + "/contracts", timeout=30, json={
         "application_id": APP_ID, "contract_id": CONTRACT_ID, "public_key": public.decode(),
+        "redirect_uris": [receiver + "digime/return"],
     }).raise_for_status()
     digime = DigimeSettings(api_url=urls["digime_api_url"], onboard_url=urls["onboard_url"],
                             application_id=APP_ID, contract_id=CONTRACT_ID,
@@ -44,21 +44,10 @@ def demo_settings(settings: Settings, urls: dict, workdir: Path) -> Settings:
                                   allowed_domains=("localhost",))
     master = settings.master_key or Secret(os.urandom(32))  # without one, a throw-away key
     delivery = dataclasses.replace(settings.delivery, payload_dir=workdir / "payloads")
+    callback = dataclasses.replace(settings.callback, public_url=receiver, success_url=None,
+                                   failure_url=None)
     return dataclasses.replace(settings, digime=digime, dataswyft=dataswyft, master_key=master,
-                               sandbox_mode=True, delivery=delivery)
-
-
-def store_sandbox_user(datapost: Datapost, urls: dict, user: str) -> dict:
-    minted = httpx.post(urls["control_url"] + "/tokens", timeout=30,
-                        json={"client_id": f"{APP_ID}_{CONTRACT_ID}"}).raise_for_status().json()
-    datapost.store_digime_credential(
-        user, access_token=minted["access_token"]["value"],
-        access_expires_at=minted["access_token"]["expires_on"],
-        refresh_token=minted["refresh_token"]["value"],
-        refresh_expires_at=minted["refresh_token"]["expires_on"],
-        postbox_id=minted["postbox_id"], postbox_public_key=minted["public_key"],
-        digime_user_id=minted["user_id"])
-    return minted
+                               sandbox_mode=True, delivery=delivery, callback=callback)
 
 
 def make_large_file(path: Path, mib: int, out: Output) -> str:
@@ -73,22 +62,23 @@ def make_large_file(path: Path, mib: int, out: Output) -> str:
     return digest.hexdigest()
 
 
-def digime_writes(workdir: Path, large_mib: int, out: Output) -> tuple[list, dict[str, str]]:
+def digime_writes(user: str, workdir: Path, large_mib: int,
+                  out: Output) -> tuple[list, dict[str, str]]:
     """Three postbox notes, one import push, one large postbox file; with their sha256."""
     expected: dict[str, str] = {}
     writes = []
     for i in range(3):
         data = f"Hello from datapost, note {i}\n".encode() * 20
-        writes.append(DigimeWrite(user="demo-user", data=data, file_name=f"note-{i}.txt",
+        writes.append(DigimeWrite(user=user, data=data, file_name=f"note-{i}.txt",
                                   descriptor=DESCRIPTOR))
         expected[f"note-{i}.txt"] = hashlib.sha256(data).hexdigest()
     steps = b'{"steps": 4200}'
-    writes.append(DigimeWrite(user="demo-user", data=steps, mode="import", file_name="steps.json",
+    writes.append(DigimeWrite(user=user, data=steps, mode="import", file_name="steps.json",
                               descriptor={**DESCRIPTOR, "mimeType": "application/json"}))
     expected["steps.json"] = hashlib.sha256(steps).hexdigest()
     big = workdir / "large.bin"
     expected["large.bin"] = make_large_file(big, large_mib, out)
-    writes.append(DigimeWrite(user="demo-user", data=big, file_name="large.bin",
+    writes.append(DigimeWrite(user=user, data=big, file_name="large.bin",
                               descriptor={**DESCRIPTOR, "mimeType": "application/octet-stream"}))
     return writes, expected
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from worker.config import Settings
 from worker.dataswyft import validate_pda_domain
 from worker.digime import DigimeClient, DigimeError, pkce_pair
-from worker.errors import ConfigError, DatapostError, ValidationError
+from worker.errors import ConfigError, DatapostError, ValidationError, VaultError
 from worker.store import CredentialVault, DigimeCredential
 
 from .. import validation
@@ -54,7 +54,10 @@ class ConnectLinks:
             raise ConfigError("digi.me is not configured (DATAPOST_DIGIME_* settings)")
         state = new_state()
         verifier, challenge = pkce_pair()
-        existing = self.vault.load("digime", user)
+        try:
+            existing = self.vault.load("digime", user)
+        except VaultError:  # e.g. sealed under a retired key: the new sign-in replaces it
+            existing = None
         access = None
         if isinstance(existing, DigimeCredential) and existing.status == "active" and \
                 existing.access_expires_at > time.time() + 30:

@@ -146,7 +146,7 @@ def spawn_worker(env, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
     def spawn(threads: int = 2, name: str = "w") -> subprocess.Popen:
         log = open(tmp_path / f"worker-{name}-{len(procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "producers.cli.main", "worker", "--processes", "1",
+            [sys.executable, "-m", "producers.cli", "worker", "--processes", "1",
              "--threads", str(threads)], cwd=ROOT, env={**os.environ, **env},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(proc)

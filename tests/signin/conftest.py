@@ -4,18 +4,15 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 
 from producers import Datapost
-from producers.callback import create_app
+from producers.callback import create_app, serve_in_thread
 from tests.delivery.conftest import (  # noqa: F401  (fixtures shared with delivery tests)
     PDA_APP,
     PDA_NS,
@@ -29,12 +26,6 @@ from tests.delivery.conftest import (  # noqa: F401  (fixtures shared with deliv
 )
 from worker.config import load_settings
 from worker.redis_server import free_port
-
-
-class _ThreadServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -79,19 +70,8 @@ def app_client(signin_settings, redis_url) -> Iterator[Datapost]:
 def serving(client: Datapost, base: str) -> Iterator[str]:
     """The callback receiver for `client`, serving on `base` (a loopback URL)."""
     port = int(base.rsplit(":", 1)[1].rstrip("/"))
-    server = _ThreadServer(uvicorn.Config(create_app(client), host="127.0.0.1", port=port,
-                                          log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the receiver did not start"
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(create_app(client), "127.0.0.1", port):
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture
