@@ -94,3 +94,37 @@ def test_sandbox_human_output_names_every_url(tmp_path: Path):
     text = "".join(lines)
     for label in ("digi.me API", "onboarding page", "control API", "PDA dave"):
         assert label in text
+
+
+def test_callback_command_serves_the_receiver(tmp_path: Path, redis_url):
+    import base64
+    import time
+
+    import httpx
+
+    from worker.redis_server import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAPOST_")}
+    env |= {"DATAPOST_REDIS_URL": redis_url, "DATAPOST_CALLBACK_PORT": str(port),
+            "DATAPOST_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "DATAPOST_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([*DATAPOST, "callback"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "datapost callback did not start"
+            time.sleep(0.1)
+        expired = httpx.get(f"http://127.0.0.1:{port}/connect/{'A' * 43}")
+        assert expired.status_code == 410 and "This link has expired" in expired.text
+        assert httpx.get(f"http://127.0.0.1:{port}/nothing").status_code == 404
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0]
+    assert f"register digime              http://127.0.0.1:{port}/digime/return" in out
