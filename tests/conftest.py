@@ -23,6 +23,7 @@ import redis
 from worker.redis_server import RedisServerProcess, find_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.browser_fixtures"]
 
 
 @pytest.fixture(scope="session")

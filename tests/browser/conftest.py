@@ -1,7 +1,6 @@
-"""Real-browser fixtures: `browser` (one headless Chromium per session, via Playwright's sync
-API) and `page` (a fresh browser context per test, so cookies never leak between tests), plus
-`receiver`, a tiny HTTP server on 127.0.0.1 that records where the browser was sent back to.
-"""
+"""`receiver`: a tiny HTTP server on 127.0.0.1 that records where the browser was sent back
+to. (`browser` and `page` live in tests/browser_fixtures.py, registered once for the whole
+suite: two Playwright instances cannot share a thread.)"""
 
 from __future__ import annotations
 
@@ -11,31 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-
-from .chromium import launch_chromium
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    playwright = sync_playwright().start()
-    try:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-    finally:
-        playwright.stop()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    try:
-        tab = context.new_page()
-        tab.set_default_timeout(15000)
-        yield tab
-    finally:
-        context.close()
 
 
 class Receiver:

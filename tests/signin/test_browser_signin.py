@@ -9,7 +9,6 @@ import uuid
 import httpx
 import pytest
 
-from tests.browser.conftest import browser, page  # noqa: F401  (fixtures)
 from tests.delivery.conftest import wait_for
 
 from .conftest import PDA_APP, PDA_NS
@@ -24,12 +23,12 @@ def consent_needed(sandbox):
     httpx.post(f"{alice['url']}/_control/apps/{PDA_APP}/enable", timeout=30)
 
 
-def pda_login(page, password: str = "sandbox-password") -> None:  # noqa: F811
+def pda_login(page, password: str = "sandbox-password") -> None:
     page.fill("input[type=password]", password)
     page.get_by_role("button", name="Log in").click()
 
 
-def test_digime_allow_in_a_browser_then_a_write_succeeds(app_client, receiver, page,  # noqa: F811
+def test_digime_allow_in_a_browser_then_a_write_succeeds(app_client, receiver, page,
                                                          run_worker, tmp_path):
     page.goto(app_client.digime_connect_link("browser-digime"))
     assert "authorize" in page.url  # the sandbox's onboarding page
@@ -43,7 +42,7 @@ def test_digime_allow_in_a_browser_then_a_write_succeeds(app_client, receiver, p
     assert wait_for(app_client, [job_id], {"succeeded"})[job_id]["state"] == "succeeded"
 
 
-def test_digime_deny_lands_on_the_failure_page(app_client, receiver, page):  # noqa: F811
+def test_digime_deny_lands_on_the_failure_page(app_client, receiver, page):
     page.goto(app_client.digime_connect_link("browser-denier"))
     page.get_by_role("button", name="Deny").click()
     page.wait_for_url(receiver + "digime/return*")
@@ -52,7 +51,7 @@ def test_digime_deny_lands_on_the_failure_page(app_client, receiver, page):  # n
     assert app_client.stores.vault.load("digime", "browser-denier") is None
 
 
-def test_pda_password_and_accept_then_a_write_succeeds(app_client, receiver, page,  # noqa: F811
+def test_pda_password_and_accept_then_a_write_succeeds(app_client, receiver, page,
                                                        consent_needed, run_worker, tmp_path):
     page.set_extra_http_headers({"X-Forwarded-For": f"10.9.{uuid.uuid4().int % 250}.1"})
     page.goto(app_client.dataswyft_connect_link("browser-pda", consent_needed["domain"]))
@@ -68,7 +67,7 @@ def test_pda_password_and_accept_then_a_write_succeeds(app_client, receiver, pag
     assert wait_for(app_client, [job_id], {"succeeded"})[job_id]["state"] == "succeeded"
 
 
-def test_pda_decline_lands_on_the_failure_page(app_client, receiver, page,  # noqa: F811
+def test_pda_decline_lands_on_the_failure_page(app_client, receiver, page,
                                                consent_needed):
     page.set_extra_http_headers({"X-Forwarded-For": f"10.8.{uuid.uuid4().int % 250}.1"})
     page.goto(app_client.dataswyft_connect_link("browser-pda-decliner", consent_needed["domain"]))
