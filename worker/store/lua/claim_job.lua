@@ -25,5 +25,6 @@ redis.call("ZREM", prefix .. "jobs:" .. state, job_id)
 redis.call("ZADD", prefix .. "jobs:running", now, job_id)
 redis.call("ZREM", prefix .. "due", job_id)
 redis.call("XADD", prefix .. "events", "MAXLEN", "~", maxlen, "*",
-           "job", job_id, "from", state, "to", "running", "at", now, "worker", worker, "note", note)
+           "job", job_id, "from", state, "to", "running", "at", now, "worker", worker, "note", note,
+           "provider", redis.call("HGET", job_key, "provider") or "")
 return {1, state}

@@ -30,7 +30,8 @@ redis.call("ZADD", prefix .. "jobs:queued", now, job_id)
 local run_at = tonumber(redis.call("HGET", job_key, "run_at") or "0")
 redis.call("ZADD", prefix .. "due", math.max(tonumber(now), run_at), job_id)
 redis.call("XADD", prefix .. "events", "MAXLEN", "~", maxlen, "*",
-           "job", job_id, "from", "", "to", "queued", "at", now)
+           "job", job_id, "from", "", "to", "queued", "at", now,
+           "provider", redis.call("HGET", job_key, "provider") or "")
 if msg_queue ~= "" then
     redis.call("HSET", msg_queue .. ".msgs", msg_id, msg_data)
     redis.call("RPUSH", msg_queue, msg_id)

@@ -43,7 +43,8 @@ if to_state == "parked" then
     redis.call("SADD", parked, job_id)
 end
 redis.call("XADD", prefix .. "events", "MAXLEN", "~", maxlen, "*",
-           "job", job_id, "from", state, "to", to_state, "at", now, "note", note)
+           "job", job_id, "from", state, "to", to_state, "at", now, "note", note,
+           "provider", provider)
 local attempts = job_key .. ":attempts"
 if ttl > 0 then
     redis.call("EXPIRE", job_key, ttl)
