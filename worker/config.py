@@ -57,6 +57,8 @@ class DeliverySettings:
     result_ttl: int = 30 * 86400
     events_maxlen: int = 100_000
     job_max_age: int = 7 * 86400
+    rate_limits: str = ""  # e.g. "digime=50/s:20,dataswyft=100/s,pda-host=5/s:2"
+    metrics_port: int = 9191
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,14 @@ def _number(low: float, high: float, kind: type = int) -> Callable[[Any], Any]:
     return parse
 
 
+def _rate_limits(value: Any) -> str:
+    from .delivery.limits import parse_limits  # the grammar lives with the limiter
+
+    text = _str(value)
+    parse_limits(text)
+    return text
+
+
 def _queue_name(value: Any) -> str:
     text = _str(value)
     if not all(c.isalnum() or c in "-_" for c in text) or len(text) > 64:
@@ -249,6 +259,8 @@ FIELDS: tuple[tuple[str, str, Callable[[Any], Any], str], ...] = (
      "delivery.events_maxlen"),
     ("DATAPOST_JOB_MAX_AGE", "delivery.job_max_age", _number(60, 365 * 86400),
      "delivery.job_max_age"),
+    ("DATAPOST_RATE_LIMITS", "delivery.rate_limits", _rate_limits, "delivery.rate_limits"),
+    ("DATAPOST_METRICS_PORT", "delivery.metrics_port", _number(0, 65535), "delivery.metrics_port"),
     ("DATAPOST_RETRY_MAX", "retry.max_retries", _number(0, 100), "retry.max_retries"),
     ("DATAPOST_RETRY_BASE", "retry.base", _number(0.01, 86400, float), "retry.base"),
     ("DATAPOST_RETRY_FACTOR", "retry.factor", _number(1, 100, float), "retry.factor"),

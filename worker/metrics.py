@@ -97,3 +97,15 @@ class RedisStateCollector(Collector):
                                 "Age of the oldest job still queued", value=max(0.0, now - oldest))
         yield GaugeMetricFamily("datapost_workers", "Worker processes with a fresh heartbeat",
                                 value=rest[2])
+
+
+_process_metrics: Metrics | None = None
+
+
+def process_metrics() -> Metrics:
+    """The one Metrics of this process (prometheus_client registers each name once per
+    process; several DeliveryServices in one process, as in tests, share it)."""
+    global _process_metrics
+    if _process_metrics is None:
+        _process_metrics = Metrics()
+    return _process_metrics

@@ -22,12 +22,14 @@ from .delivery.dataswyft_tokens import PdaKeepAlive, PdaTokenKeeper
 from .delivery.digime import DigimeDelivery
 from .delivery.digime_tokens import DigimeTokenKeeper
 from .delivery.engine import DeliveryEngine
+from .delivery.limits import RateLimiter, parse_limits
 from .delivery.locks import RedisLock
 from .delivery.outcomes import DeliveryFailure, Outcome
 from .delivery.retry import RetryPolicy
 from .digime import DigimeClient, KeyCache, TokenVerifier
 from .errors import ConfigError
 from .logging import Redactor
+from .metrics import Metrics, process_metrics
 from .queue import ACTOR_NAME, Publisher, Recovery, build_broker
 from .runtime import Stores
 from .store import keys as store_keys
@@ -81,7 +83,7 @@ class DeliveryService:
     def build(cls, settings: Settings, redis_url: str, *, broker_url: str | None = None,
               redactor: Redactor | None = None, worker_id: str | None = None,
               keys: KeyCache | None = None, sleep: Callable[[float], None] | None = None,
-              ) -> DeliveryService:
+              metrics: Metrics | None = None) -> DeliveryService:
         stores = Stores.connect(settings, redis_url, redactor=redactor)
         broker = build_broker(broker_url or settings.broker_url or redis_url)
         publisher = Publisher(broker, settings.delivery.queue)
@@ -89,23 +91,28 @@ class DeliveryService:
         http = httpx.Client(timeout=httpx.Timeout(d.http_timeout),
                             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50))
         digime_client = LazyDigimeClient(settings, http, keys or KeyCache())
-        keeper = DigimeTokenKeeper(vault=stores.vault, client=digime_client,
-                                   redis_client=stores.redis, skew=d.refresh_skew,
-                                   lock_ttl=d.refresh_lock_ttl, redactor=redactor)
-        extra = {"sleep": sleep} if sleep else {}
+        metrics = metrics or process_metrics()
+        keeper = DigimeTokenKeeper(
+            vault=stores.vault, client=digime_client, redis_client=stores.redis,
+            skew=d.refresh_skew, lock_ttl=d.refresh_lock_ttl, redactor=redactor,
+            on_refresh=lambda ok: metrics.refreshes.labels("digime", "ok" if ok else "failed").inc())
+        limiter = RateLimiter(stores.redis, parse_limits(d.rate_limits),
+                              on_limited=lambda p, kind: metrics.rate_limited.labels(p, kind).inc())
+        extra: dict = {"sleep": sleep} if sleep else {}
         pda_client = DataswyftClient(http, scheme=settings.dataswyft.scheme,
                                      policy=DomainPolicy.from_settings(settings))
         pda_keeper = PdaTokenKeeper(vault=stores.vault, redactor=redactor)
         suffixes, sandbox = settings.dataswyft.allowed_domains, settings.sandbox_mode
         providers = {
-            "digime": DigimeDelivery(vault=stores.vault, payloads=stores.payloads,
-                                     client=digime_client, keeper=keeper, tries=d.http_attempts,
-                                     max_wait=d.max_inline_wait, **extra),
-            "dataswyft": DataswyftDelivery(vault=stores.vault, payloads=stores.payloads,
-                                           jobs=stores.jobs, client=pda_client, keeper=pda_keeper,
-                                           allowed_suffixes=suffixes, sandbox_mode=sandbox,
-                                           tries=d.http_attempts, max_wait=d.max_inline_wait,
-                                           **extra),
+            "digime": DigimeDelivery(
+                vault=stores.vault, payloads=stores.payloads, client=digime_client,
+                keeper=keeper, tries=d.http_attempts, max_wait=d.max_inline_wait,
+                limiter=limiter, on_upload=metrics.bytes_uploaded.labels("digime").inc, **extra),
+            "dataswyft": DataswyftDelivery(
+                vault=stores.vault, payloads=stores.payloads, jobs=stores.jobs, client=pda_client,
+                keeper=pda_keeper, allowed_suffixes=suffixes, sandbox_mode=sandbox,
+                tries=d.http_attempts, max_wait=d.max_inline_wait, limiter=limiter,
+                on_upload=metrics.bytes_uploaded.labels("dataswyft").inc, **extra),
         }
         keep_alive = PdaKeepAlive(vault=stores.vault, client=pda_client, keeper=pda_keeper,
                                   allowed_suffixes=suffixes, sandbox_mode=sandbox)
@@ -113,7 +120,8 @@ class DeliveryService:
         engine = DeliveryEngine(jobs=stores.jobs, publisher=publisher,
                                 policy=RetryPolicy(settings.retry), providers=providers,
                                 settings=d, worker_id=worker_id,
-                                on_finished=lambda job, state: cls._cleanup(stores, job, state))
+                                on_finished=lambda job, state: cls._cleanup(stores, job, state),
+                                on_outcome=metrics.outcome)
         recovery = Recovery(on_tick=[
             engine.extend_leases,
             lambda: cls._every(stores, "sweep", SWEEP_EVERY, engine.sweep),

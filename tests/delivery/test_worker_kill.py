@@ -32,8 +32,14 @@ def test_sigkill_mid_upload_is_recovered_by_another_worker(sandbox, datapost, mi
     summary = wait_for(datapost, [job_id], {"succeeded"}, timeout=150)[job_id]
     recovered_in = time.monotonic() - killed_at
     rows = deliveries(sandbox, user_id=user["user_id"], status="delivered")
-    assert [r["sha256"] for r in rows] == [hashlib.sha256(data).hexdigest()]
+    # At-least-once: the killed worker's request may already have reached the provider in
+    # full before the kill (the provider then stores it after its delay). That is the one
+    # duplicate the crash window allows (README, "At-least-once"); never more, never none.
+    assert 1 <= len(rows) <= 2
+    assert {r["sha256"] for r in rows} == {hashlib.sha256(data).hexdigest()}
     assert summary["runs"] == 2
+    attempts = datapost.status(job_id)["attempts_log"]
+    assert len(attempts) == 1 and attempts[0]["decision"] == "succeeded"  # by the second worker
     print(f"recovered {recovered_in:.1f} s after SIGKILL")
     assert recovered_in < 90, f"recovery took {recovered_in:.0f} s"
     events = [e for e in datapost.stores.jobs.events(500) if e["job"] == job_id]

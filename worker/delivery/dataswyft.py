@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from ..dataswyft import (
@@ -24,6 +25,7 @@ from ..errors import DatapostError, PayloadError, PayloadMissing, SealError, Val
 from ..store import CredentialVault, DataswyftCredential, PayloadRef, PayloadStore
 from ..store.jobs import Job, JobStore
 from .dataswyft_tokens import PdaTokenKeeper
+from .limits import RateLimiter
 from .outcomes import Delivered, DeliveryFailure, Outcome
 from .retry import within_attempt
 
@@ -67,7 +69,9 @@ class DataswyftDelivery:
                  client: DataswyftClient, keeper: PdaTokenKeeper,
                  allowed_suffixes: tuple[str, ...], sandbox_mode: bool, tries: int,
                  max_wait: float, sleep: Callable[[float], None] = time.sleep,
+                 limiter: RateLimiter | None = None,
                  on_upload: Callable[[int], None] | None = None) -> None:
+        self.limiter = limiter
         self.vault = vault
         self.payloads = payloads
         self.jobs = jobs
@@ -129,8 +133,11 @@ class DataswyftDelivery:
     def _call(self, session: _Session, trail: list, step: str, fn: Callable[[str], Any]) -> Any:
         def once() -> Any:
             started = time.monotonic()
+            slot = (self.limiter.acquire("dataswyft", session.domain) if self.limiter
+                    else nullcontext())
             try:
-                result = fn(session.cred.token)
+                with slot:
+                    result = fn(session.cred.token)
             except DataswyftError as exc:
                 self._keep_token(session, getattr(exc, "new_token", None))
                 failure = self._failure(session, exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from ..digime import (
@@ -25,6 +26,7 @@ from ..store import CredentialVault, DigimeCredential
 from ..store.jobs import Job
 from ..store.payloads import PayloadRef, PayloadStore
 from .digime_tokens import DigimeTokenKeeper
+from .limits import RateLimiter
 from .outcomes import Delivered, DeliveryFailure, Outcome
 from .retry import within_attempt
 
@@ -56,7 +58,9 @@ class DigimeDelivery:
     def __init__(self, *, vault: CredentialVault, payloads: PayloadStore,
                  client: Callable[[], DigimeClient], keeper: DigimeTokenKeeper,
                  tries: int, max_wait: float, sleep: Callable[[float], None] = time.sleep,
+                 limiter: RateLimiter | None = None,
                  on_upload: Callable[[int], None] | None = None) -> None:
+        self.limiter = limiter
         self.vault = vault
         self.payloads = payloads
         self.client = client
@@ -103,7 +107,8 @@ class DigimeDelivery:
         def once() -> Any:
             started = time.monotonic()
             try:
-                result = fn()
+                with self.limiter.acquire("digime") if self.limiter else nullcontext():
+                    result = fn()
             except (PayloadError, SealError) as exc:  # the stored payload is corrupt
                 trail.append({"step": step, "class": "permanent", "error": type(exc).__name__})
                 raise DeliveryFailure(Outcome.PERMANENT, f"payload unreadable: {exc}",

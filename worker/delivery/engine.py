@@ -27,6 +27,16 @@ SWEEP_GRACE = 1800.0
 log = get_logger("datapost.delivery")
 
 
+def outcome_label(decision: str) -> str:
+    """The metric label for an attempt's decision."""
+    for prefix, label in (("succeeded (deduplicated)", "deduplicated"), ("succeeded", "succeeded"),
+                          ("throttled", "throttled"), ("retry", "retrying"), ("failed", "failed"),
+                          ("parked", "parked"), ("dead", "dead")):
+        if decision.startswith(prefix):
+            return label
+    return "unknown"
+
+
 class ProviderDelivery(Protocol):
     """A platform's delivery: one attempt for one job, raising DeliveryFailure on failure."""
 
@@ -37,6 +47,7 @@ class DeliveryEngine:
     def __init__(self, *, jobs: JobStore, publisher: Publisher, policy: RetryPolicy,
                  providers: Mapping[str, ProviderDelivery], settings: DeliverySettings,
                  worker_id: str, on_finished: Callable[[Job, JobState], None] | None = None,
+                 on_outcome: Callable[[str, str, float], None] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.jobs = jobs
         self.publisher = publisher
@@ -45,6 +56,7 @@ class DeliveryEngine:
         self.settings = settings
         self.worker_id = worker_id
         self.on_finished = on_finished
+        self.on_outcome = on_outcome
         self.clock = clock
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
@@ -103,9 +115,12 @@ class DeliveryEngine:
             record |= {"error_class": "internal", "message": failure.message}
             record["decision"] = self._decide(job, failure)
         finally:
-            record["duration_ms"] = round((self.clock() - started) * 1000, 1)
+            seconds = self.clock() - started
+            record["duration_ms"] = round(seconds * 1000, 1)
             record["steps"] = trail
             self.jobs.record_attempt(job.id, record)
+            if self.on_outcome is not None:
+                self.on_outcome(job.provider, outcome_label(record.get("decision", "")), seconds)
 
     def _unreadable(self, job_id: str, exc: DatapostError) -> None:
         log.error("job record unreadable", job_id=job_id, error=str(exc))

@@ -80,6 +80,20 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return redis.call('DEL', KEYS[1])
 """
 
+# KEYS: record. ARGV: updated_at, cas floor. Drops every sealed field (the tokens) and leaves
+# a tombstone that lists as `revoked`: the version moves on, so a refresh that read the old
+# record loses its compare-and-set, and the cas floor makes `store_if_newer` refuse any
+# renewed PDA token that was still in flight. A sign-in (`store`) replaces the tombstone.
+_REVOKE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local keep = redis.call('HMGET', KEYS[1], 'version', 'provider', 'user')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', tonumber(keep[1] or '0') + 1, 'status', 'revoked',
+           'updated_at', ARGV[1], 'expires_at', 0, 'cas', ARGV[2],
+           'provider', keep[2] or '', 'user', keep[3] or '')
+return 1
+"""
+
 # KEYS: record. ARGV: the blob that was read, the new blob, its kid. Skips a record that
 # changed in between (it was rewritten under the current key anyway).
 _RESEAL = """
@@ -87,6 +101,8 @@ if redis.call('HGET', KEYS[1], 'sealed') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'sealed', ARGV[2], 'kid', ARGV[3])
 return 1
 """
+
+REVOKED_CAS = 2**62  # above any real token iat: no renewal is written over a tombstone
 
 _INFO_FIELDS = ("status", "version", "kid", "updated_at", "expires_at", "pda_domain", "has_postbox")
 
@@ -107,6 +123,7 @@ class CredentialVault:
         self._set_status = redis.register_script(_SET_STATUS)
         self._delete = redis.register_script(_DELETE)
         self._reseal = redis.register_script(_RESEAL)
+        self._revoke = redis.register_script(_REVOKE)
 
     # -- writes --
 
@@ -142,6 +159,14 @@ class CredentialVault:
         key = self._key(provider, user)
         check_status(status)
         return bool(self._set_status(keys=[key], args=[status, repr(self.clock())]))
+
+    def revoke(self, provider: str, user: str) -> bool:
+        """Forget a credential's tokens but keep a `revoked` entry in the listing (one atomic
+        step; see _REVOKE). `load` then returns None, as for a user who never connected, so
+        jobs for this user fail ("no credential") and new enqueues are refused until the user
+        signs in again. False if nothing is stored."""
+        key = self._key(provider, user)
+        return bool(self._revoke(keys=[key], args=[repr(self.clock()), REVOKED_CAS]))
 
     def delete(self, provider: str, user: str) -> bool:
         key = self._key(provider, user)
