@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import redis
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,6 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker.logging import get_logger
+from worker.metrics import Metrics, RedisStateCollector, process_metrics
+from worker.queue import NAMESPACE
 
 from ..client import Datapost
 from . import pages
@@ -35,11 +39,36 @@ def guarded(handler: Callable[[Request], Response]):
     return endpoint
 
 
-def create_app(datapost: Datapost) -> Starlette:
-    receiver = CallbackReceiver(datapost)
+def create_app(datapost: Datapost, metrics: Metrics | None = None) -> Starlette:
+    metrics = metrics or process_metrics()
+    receiver = CallbackReceiver(datapost, on_result=lambda provider, result:
+                                metrics.signins.labels(provider, result).inc())
+    settings = datapost.stores.settings
+    registry = CollectorRegistry()
+    registry.register(RedisStateCollector(datapost.stores.redis, settings.delivery.queue,
+                                          NAMESPACE))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"ok": True})
+
+    def ready() -> bool:
+        try:
+            return bool(datapost.stores.redis.ping())
+        except redis.RedisError:
+            return False
+
+    async def readyz(request: Request) -> Response:
+        ok = await run_in_threadpool(ready)
+        return JSONResponse({"ok": ok, "redis": ok}, status_code=200 if ok else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        def render() -> bytes:
+            return generate_latest(REGISTRY) + generate_latest(registry)
+        try:
+            body = await run_in_threadpool(render)
+        except redis.RedisError:
+            return Response("redis unavailable\n", status_code=503, media_type="text/plain")
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.page("Not found", "There is nothing here.", status=404)
@@ -50,5 +79,7 @@ def create_app(datapost: Datapost) -> Starlette:
         Route("/dataswyft/return", guarded(receiver.dataswyft_return), methods=["GET"]),
         Route("/dataswyft/fallback", guarded(receiver.dataswyft_fallback), methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})

@@ -10,6 +10,7 @@ against that PDA's /publickey, `application`, `exp`, `iat + 72 h`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
@@ -35,8 +36,10 @@ def cookie_name(provider: str) -> str:
 
 
 class CallbackReceiver:
-    def __init__(self, datapost: Datapost) -> None:
+    def __init__(self, datapost: Datapost,
+                 on_result: Callable[[str, str], None] | None = None) -> None:
         self.datapost = datapost
+        self.on_result = on_result
         self.settings = datapost.stores.settings
         self.pending = PendingSignins(datapost.stores.redis, datapost.stores.keyring,
                                       self.settings.callback.signin_ttl)
@@ -69,6 +72,8 @@ class CallbackReceiver:
         return response
 
     def succeeded(self, provider: str) -> Response:
+        if self.on_result is not None:
+            self.on_result(provider, "connected")
         url = self.settings.callback.success_url
         response = (pages.redirect(f"{url}{'&' if '?' in url else '?'}"
                                    f"{urlencode({'provider': provider})}")
@@ -78,6 +83,8 @@ class CallbackReceiver:
     def failed(self, provider: str, reason: str, *, error: str, status: int = 400,
                detail: str | None = None) -> Response:
         log.info("sign-in not completed", provider=provider, error=error)
+        if self.on_result is not None:
+            self.on_result(provider, "refused")
         url = self.settings.callback.failure_url
         response = (pages.redirect(f"{url}{'&' if '?' in url else '?'}"
                                    f"{urlencode({'provider': provider, 'error': error})}")

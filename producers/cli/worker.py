@@ -11,11 +11,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from worker.config import Settings
 from worker.redis_server import redis_for_cli
 
+from ..callback.serve import serve_in_thread
 from .output import Output
+from .worker_http import metrics_app
 
 
 def register(sub) -> None:
@@ -26,6 +30,11 @@ def register(sub) -> None:
                    help="messages each process holds ahead (default 2 x threads, at least 8)")
     p.add_argument("--poll-ms", type=int, default=100,
                    help="idle poll interval in ms (dramatiq's default is 1000; lower = less latency)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve /metrics, /healthz, /readyz here (default DATAPOST_METRICS_PORT, "
+                        "9191; 0 turns it off)")
+    p.add_argument("--metrics-host", default="0.0.0.0",  # noqa: S104 - scraped from elsewhere
+                   help="address for the metrics endpoint (default 0.0.0.0, like dramatiq's)")
     p.add_argument("--json", action="store_true", help="machine-readable start-up line")
     p.set_defaults(handler=run)
 
@@ -41,14 +50,19 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
         if not 1 <= getattr(args, name) <= 256:
             out.error(f"--{name} must be from 1 to 256")
             return 2
-    with redis_for_cli(settings.redis_url, settings.data_dir, out.say) as url:
+    port = settings.delivery.metrics_port if args.metrics_port is None else args.metrics_port
+    with redis_for_cli(settings.redis_url, settings.data_dir, out.say) as url, \
+            tempfile.TemporaryDirectory(prefix="datapost-metrics-") as metrics_dir:
         env = dict(os.environ)
         env["DATAPOST_REDIS_URL"] = url
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         env.setdefault("dramatiq_queue_prefetch", str(args.prefetch or max(8, 2 * args.threads)))
         env.setdefault("dramatiq_worker_timeout", str(args.poll_ms))
-        out.result({"redis_url": url, "processes": args.processes, "threads": args.threads},
+        out.result({"redis_url": url, "processes": args.processes, "threads": args.threads,
+                    "metrics_port": port or None},
                    human=f"Starting {args.processes} worker process(es) x {args.threads} "
-                         f"thread(s) on queue {settings.delivery.queue!r}")
+                         f"thread(s) on queue {settings.delivery.queue!r}"
+                         + (f"; metrics on :{port}/metrics" if port else ""))
         child = subprocess.Popen(worker_command(args), env=env)
 
         def forward(signum, _frame) -> None:
@@ -56,4 +70,8 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, forward)
-        return child.wait()
+        if not port:
+            return child.wait()
+        app = metrics_app(Path(metrics_dir), url, settings.delivery.queue, child)
+        with serve_in_thread(app, args.metrics_host, port):
+            return child.wait()

@@ -115,3 +115,18 @@ def test_success_and_failure_urls_of_the_app(env, redis_url, receiver_base, regi
                                     "&errorCode=UserCancelled")
         assert declined.headers["location"] == \
             "https://app.example/oops?x=1&provider=digime&error=UserCancelled"
+
+
+def test_receiver_health_readiness_and_metrics(app_client, receiver, auto_approve, browser_http):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    follow(browser_http, app_client.digime_connect_link("metrics-user"))
+    browser_http.get(receiver + "digime/return?success=false&errorCode=UserCancelled")
+    assert browser_http.get(receiver + "healthz").json() == {"ok": True}
+    assert browser_http.get(receiver + "readyz").json()["ok"] is True
+    text = browser_http.get(receiver + "metrics").text
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for f in text_string_to_metric_families(text) for s in f.samples}
+    assert values[("datapost_signins_total", (("provider", "digime"), ("result", "connected")))] >= 1
+    assert values[("datapost_signins_total", (("provider", "digime"), ("result", "refused")))] >= 1
+    assert ("datapost_jobs", (("state", "queued"),)) in values
