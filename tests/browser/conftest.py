@@ -22,7 +22,8 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                hits.append(self.path)
+                if self.path != "/favicon.ico":  # the browser's own request, not a redirect
+                    hits.append(self.path)
                 body = b"<!doctype html><title>Returned</title><h1>Back at the app</h1>"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
