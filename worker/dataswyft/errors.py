@@ -18,6 +18,7 @@ import httpx
 
 from ..digime.errors import parse_retry_after, sanitize
 from ..errors import DatapostError
+from ..transport import strip_urls, transport_kind
 
 _DUPLICATE_CAUSES = ("Duplicate data", "Could not insert data - Duplicate data")
 
@@ -255,30 +256,15 @@ def s3_error(response: httpx.Response) -> S3Error:
     code = element("Code")
     message = element("Message") or response.reason_phrase or ""
     return S3Error(response.status_code, sanitize(code)[:80] if code else None,
-                   _strip_urls(sanitize(message)))
-
-
-_TRANSPORT_KINDS: tuple[tuple[type[httpx.TransportError], str], ...] = (
-    (httpx.TimeoutException, "timeout"),
-    (httpx.ConnectError, "connect"),
-    (httpx.ReadError, "read"),
-    (httpx.WriteError, "write"),
-    (httpx.RemoteProtocolError, "protocol"),
-)
+                   strip_urls(sanitize(message)))
 
 
 def transport_error(exc: httpx.TransportError, *, operation: str = "",
                     secrets: Iterable[str | None] = ()) -> DataswyftTransportError:
     """Wrap an httpx failure; the message names the kind and the operation, never a URL's query."""
-    kind = next((name for cls, name in _TRANSPORT_KINDS if isinstance(exc, cls)), "other")
-    detail = sanitize(_strip_urls(str(exc)), secrets) or type(exc).__name__
+    kind = transport_kind(exc)
+    detail = sanitize(strip_urls(str(exc)), secrets) or type(exc).__name__
     return DataswyftTransportError(
         f"Dataswyft {operation + ' ' if operation else ''}failed ({kind}, {type(exc).__name__}): "
         f"{detail}", kind=kind, operation=operation)
 
-
-def _strip_urls(text: str) -> str:
-    """Keep scheme://host/path of any URL in `text`; drop its query and fragment; and drop any
-    bare `X-Amz-…=` parameters."""
-    text = re.sub(r"(https?://[^\s?#'\"]*)[?#][^\s'\"]*", r"\1?…", text)
-    return re.sub(r"(X-Amz-[A-Za-z-]+=)[^\s&'\"]*", r"\1…", text)

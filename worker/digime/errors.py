@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import httpx
 
 from ..errors import DatapostError
+from ..transport import strip_urls, transport_kind
 
 MAX_MESSAGE = 300
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -180,25 +181,12 @@ def http_error(response: httpx.Response, *, operation: str = "",
     )
 
 
-_TRANSPORT_KINDS: tuple[tuple[type[httpx.TransportError], str], ...] = (
-    (httpx.TimeoutException, "timeout"),
-    (httpx.ConnectError, "connect"),
-    (httpx.ReadError, "read"),
-    (httpx.WriteError, "write"),
-    (httpx.RemoteProtocolError, "protocol"),
-)
-
-
 def transport_error(exc: httpx.TransportError, *, operation: str = "",
                     secrets: Iterable[str | None] = ()) -> DigimeTransportError:
     """Wrap an httpx failure; the message names the kind and the operation, never the URL."""
-    kind = next((name for cls, name in _TRANSPORT_KINDS if isinstance(exc, cls)), "other")
-    detail = sanitize(_strip_urls(str(exc)), secrets) or type(exc).__name__
+    kind = transport_kind(exc)
+    detail = sanitize(strip_urls(str(exc)), secrets) or type(exc).__name__
     return DigimeTransportError(
         f"digi.me {operation + ' ' if operation else ''}failed ({kind}, {type(exc).__name__}): "
         f"{detail}", kind=kind, operation=operation)
 
-
-def _strip_urls(text: str) -> str:
-    """Keep scheme://host/path of any URL in `text`; drop its query and fragment."""
-    return re.sub(r"(https?://[^\s?#'\"]*)[?#][^\s'\"]*", r"\1?…", text)
