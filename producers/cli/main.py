@@ -10,10 +10,10 @@ from worker.config import load_settings
 from worker.errors import ConfigError, DatapostError
 from worker.logging import configure_logging
 
-from . import callback, demo, sandbox, worker
+from . import callback, credentials, demo, jobs, sandbox, stats, worker
 from .output import Output
 
-COMMANDS = (worker, callback, sandbox, demo)
+COMMANDS = (worker, callback, sandbox, demo, jobs, credentials, stats)
 
 
 def build_parser() -> argparse.ArgumentParser:

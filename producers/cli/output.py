@@ -18,8 +18,13 @@ class Output:
     def say(self, text: str) -> None:
         print(text, file=self.err if self.as_json else self.out, flush=True)
 
-    def progress(self, step: int, total: int, text: str) -> None:
-        self.say(f"[{step}/{total}] {text}")
+    def progress(self, step: int, total: int, text: str, *, stderr: bool = False) -> None:
+        """`[step/total] text`: with the other human lines, or always on stderr (so that
+        stdout keeps only the result)."""
+        if stderr:
+            print(f"[{step}/{total}] {text}", file=self.err, flush=True)
+        else:
+            self.say(f"[{step}/{total}] {text}")
 
     def result(self, data: dict[str, Any], human: str | None = None) -> None:
         if self.as_json:
