@@ -10,13 +10,11 @@ renewed token persisted compare-and-set. Reports jobs/s and worker CPU per job.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 import uuid
 
 from producers import Datapost, PdaRecordWrite
 
-from .harness import bench_env, cpu_seconds, emit, machine, tree, wait_until
+from .harness import bench_env, emit, machine, run_pipeline
 
 
 def main() -> None:
@@ -36,27 +34,15 @@ def main() -> None:
         writes = [PdaRecordWrite(user=users[i % len(users)], namespace="bench",
                                  endpoint="events", data={"run": run, "n": i, "value": i * 7})
                   for i in range(args.jobs)]
-        worker = bench.start_worker(args.processes, args.threads)
-        time.sleep(4)
-        procs = tree(worker)
-        cpu0 = cpu_seconds(procs)
-        started = time.monotonic()
-        for i in range(0, len(writes), 500):
-            datapost.enqueue_many(writes[i:i + 500])
-            print(f"enqueued {min(i + 500, len(writes))}/{len(writes)}", file=sys.stderr)
-        enqueue_s = time.monotonic() - started
-        done = lambda: datapost.stores.redis.zcard("datapost:jobs:succeeded") >= args.jobs  # noqa: E731
-        wait_until(done, timeout=600)
-        elapsed = time.monotonic() - started
-        worker_cpu = cpu_seconds(procs) - cpu0
-        counts = datapost.stores.jobs.counts()
+        run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
     emit({
         "benchmark": "dataswyft_records", "machine": machine(), "jobs": args.jobs,
         "processes": args.processes, "threads": args.threads, "pdas": len(pdas),
-        "users": args.users, "seconds": round(elapsed, 3),
-        "jobs_per_second": round(args.jobs / elapsed, 1), "enqueue_seconds": round(enqueue_s, 3),
-        "worker_cpu_ms_per_job": round(worker_cpu / args.jobs * 1000, 3),
-        "states": {k: v for k, v in counts.items() if v},
+        "users": args.users, "seconds": round(run["seconds"], 3),
+        "jobs_per_second": round(args.jobs / run["seconds"], 1),
+        "enqueue_seconds": round(run["enqueue_seconds"], 3),
+        "worker_cpu_ms_per_job": round(run["worker_cpu"] / args.jobs * 1000, 3),
+        "states": run["states"],
     })
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 from cryptography.hazmat.primitives import hashes
@@ -19,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from producers import Datapost, DigimeWrite
 
-from .harness import bench_env, cpu_seconds, emit, machine, tree, wait_until
+from .harness import bench_env, emit, machine, run_pipeline
 
 
 def crypto_cost(rounds: int = 500) -> float:
@@ -51,35 +50,20 @@ def main() -> None:
                 bench.mint_user(datapost, user)
             writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
                                   file_name=f"w{i}.bin") for i in range(args.jobs)]
-            worker = bench.start_worker(args.processes, args.threads)
-            time.sleep(4)  # boot: imports, key load, first poll
-            procs = tree(worker)
-            cpu0 = cpu_seconds(procs)
-            sandbox_procs = tree(bench.sandbox)
-            sandbox0 = cpu_seconds(sandbox_procs)
-            started = time.monotonic()
-            for i in range(0, len(writes), 500):
-                datapost.enqueue_many(writes[i:i + 500])
-                print(f"enqueued {min(i + 500, len(writes))}/{len(writes)}", file=sys.stderr)
-            enqueue_s = time.monotonic() - started
-            done = lambda: datapost.stores.redis.zcard("datapost:jobs:succeeded") >= args.jobs  # noqa: E731
-            wait_until(done, timeout=600)
-            elapsed = time.monotonic() - started
-            worker_cpu = cpu_seconds(procs) - cpu0
-            sandbox_cpu = cpu_seconds(sandbox_procs) - sandbox0
-            counts = datapost.stores.jobs.counts()
+            run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
     crypto = crypto_cost()
-    per_job = worker_cpu / args.jobs
+    per_job = run["worker_cpu"] / args.jobs
     emit({
         "benchmark": "digime_throughput", "machine": machine(), "jobs": args.jobs,
         "bytes_per_job": args.size, "processes": args.processes, "threads": args.threads,
-        "seconds": round(elapsed, 3), "jobs_per_second": round(args.jobs / elapsed, 1),
-        "enqueue_seconds": round(enqueue_s, 3),
+        "seconds": round(run["seconds"], 3),
+        "jobs_per_second": round(args.jobs / run["seconds"], 1),
+        "enqueue_seconds": round(run["enqueue_seconds"], 3),
         "worker_cpu_ms_per_job": round(per_job * 1000, 3),
-        "sandbox_cpu_ms_per_job": round(sandbox_cpu / args.jobs * 1000, 3),
+        "sandbox_cpu_ms_per_job": round(run["sandbox_cpu"] / args.jobs * 1000, 3),
         "crypto_ms_per_job": round(crypto * 1000, 3),
         "worker_cpu_over_crypto": round(per_job / crypto, 2),
-        "states": {k: v for k, v in counts.items() if v},
+        "states": run["states"],
     })
 
 

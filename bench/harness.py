@@ -178,6 +178,26 @@ def wait_until(predicate, timeout: float, interval: float = 0.05) -> float:
     return time.monotonic() - started
 
 
+def run_pipeline(bench: Bench, datapost, writes: list, processes: int, threads: int) -> dict:
+    """Start workers, let them boot, bulk-enqueue `writes` (500 per call) and wait until
+    every job succeeded. Returns wall time, enqueue time and CPU of workers and sandbox."""
+    worker = bench.start_worker(processes, threads)
+    time.sleep(4)  # boot: imports, key load, first poll
+    procs, sandbox_procs = tree(worker), tree(bench.sandbox)
+    cpu0, sandbox0 = cpu_seconds(procs), cpu_seconds(sandbox_procs)
+    started = time.monotonic()
+    for i in range(0, len(writes), 500):
+        datapost.enqueue_many(writes[i:i + 500])
+        print(f"enqueued {min(i + 500, len(writes))}/{len(writes)}", file=sys.stderr)
+    enqueue_s = time.monotonic() - started
+    wait_until(lambda: datapost.stores.redis.zcard("datapost:jobs:succeeded") >= len(writes),
+               timeout=600)
+    return {"seconds": time.monotonic() - started, "enqueue_seconds": enqueue_s,
+            "worker_cpu": cpu_seconds(procs) - cpu0,
+            "sandbox_cpu": cpu_seconds(sandbox_procs) - sandbox0,
+            "states": {k: v for k, v in datapost.stores.jobs.counts().items() if v}}
+
+
 def emit(result: dict) -> None:
     """Every benchmark prints one JSON object as its last line."""
     print(json.dumps(result), flush=True)
