@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,16 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the metrics port cannot be used, checked before any worker process starts."""
+    try:
+        with socket.socket() as sock:
+            sock.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def worker_command(args: argparse.Namespace) -> list[str]:
     return [sys.executable, "-m", "dramatiq", "worker.entrypoint", "--processes",
             str(args.processes), "--threads", str(args.threads), "--worker-shutdown-timeout",
@@ -51,6 +62,11 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
             out.error(f"--{name} must be from 1 to 256")
             return 2
     port = settings.delivery.metrics_port if args.metrics_port is None else args.metrics_port
+    problem = port_problem(args.metrics_host, port) if port else None
+    if problem:
+        out.error(f"cannot serve metrics on {args.metrics_host}:{port}: {problem}; set "
+                  "DATAPOST_METRICS_PORT (or --metrics-port) to a free port, or 0 to turn it off")
+        return 2
     with redis_for_cli(settings.redis_url, settings.data_dir, out.say) as url, \
             tempfile.TemporaryDirectory(prefix="datapost-metrics-") as metrics_dir:
         env = dict(os.environ)

@@ -93,3 +93,17 @@ def test_sigterm_finishes_the_job_in_flight(env, datapost, mint_user, sandbox, t
         assert len(deliveries(sandbox, user_id=user["user_id"])) == 1
     finally:
         sandbox.control("DELETE", "/faults")
+
+
+def test_a_taken_metrics_port_is_a_clear_error(env, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "producers.cli", "worker",
+                               "--metrics-port", str(port)], cwd=ROOT, env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"cannot serve metrics on 0.0.0.0:{port}" in done.stderr and "Traceback" not in done.stderr

@@ -186,6 +186,7 @@ class DeliveryEngine:
         """Re-send messages for queued/retrying jobs long past their run time (a message
         lost between a state change and its publish, or with a Redis restart)."""
         now = self.clock()
+        self.jobs.prune_expired(now)
         ids = self.jobs.overdue(now - grace)
         ids += [job_id for job_id in self.jobs.ids_in_state(JobState.RUNNING, until=now - grace)
                 if (job := self.jobs.get(job_id)) and job.lease_until < now - grace]

@@ -210,6 +210,15 @@ class JobStore:
                                        start=0 if limit else None, num=limit)
         return [i.decode() for i in ids]
 
+    def prune_expired(self, now: float | None = None) -> int:
+        """Drop index entries of finished jobs whose records expired (result TTL), so counts
+        and metrics stay true."""
+        cutoff = (time.time() if now is None else now) - self.result_ttl
+        pipe = self.redis.pipeline(transaction=False)
+        for state in TERMINAL:
+            pipe.zremrangebyscore(f"{PREFIX}jobs:{state}", 0, cutoff)
+        return sum(pipe.execute())
+
     def overdue(self, before: float, limit: int = 500) -> list[str]:
         """Queued or retrying jobs whose run time passed before `before` (sweeper input)."""
         ids = self.redis.zrangebyscore(f"{PREFIX}due", 0, before, start=0, num=limit)
