@@ -1,4 +1,5 @@
-"""`datapost credentials list|revoke`: what is stored for whom (metadata only), and revoking."""
+"""`datapost credentials list|revoke|reseal`: what is stored for whom (metadata only),
+revoking, and re-sealing after a master-key rotation."""
 
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ def register(sub) -> None:
     revoke.add_argument("user", metavar="USER", help="the app user id")
     revoke.set_defaults(handler=run_revoke)
 
+    reseal = actions.add_parser(
+        "reseal", parents=[common], help="re-seal every credential under the current master key",
+        description="After a master-key rotation (DATAPOST_MASTER_KEY = the new key, "
+                    "DATAPOST_MASTER_KEY_PREVIOUS = the old one): re-seal every stored "
+                    "credential under the new key. Safe to run again; records already under "
+                    "the current key are left alone.")
+    reseal.set_defaults(handler=run_reseal)
+
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
@@ -71,4 +80,14 @@ def run_revoke(args: argparse.Namespace, settings: Settings, out: Output) -> int
         "after the user connects again.\n"
         f"  {done['parked_jobs']} parked job(s) stay parked and resume when the user "
         "connects again."))
+    return 0
+
+
+@input_errors
+def run_reseal(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    with operations(settings, out) as ops:
+        keyring = ops.datapost.stores.keyring
+        moved = ops.datapost.stores.vault.reseal()
+    out.result({"resealed": moved, "key_id": keyring.current_kid},
+               human=f"Re-sealed {moved} credential(s) under key {keyring.current_kid}.")
     return 0
