@@ -3,18 +3,24 @@
 Producers never import the actor: a message is just (queue, actor name, job id). With the
 Redis broker the job-creation script pushes the message itself, so a job and its message
 are written in one atomic step; other brokers get the message right after the job.
+
+`DATAPOST_BROKER_URL=amqp://…` moves the queue (and only the queue) to RabbitMQ; job records,
+credentials and payloads stay in Redis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import dq_name
+from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import Middleware
 
 from .store.jobs import QueuedMessage
@@ -23,6 +29,10 @@ ACTOR_NAME = "datapost_deliver"
 NAMESPACE = "datapost-dramatiq"
 MAX_DELAY_MS = 6 * 86400 * 1000  # dramatiq refuses delays of 7 days or more
 HEARTBEAT_TIMEOUT_MS = 20_000
+# dramatiq holds a delayed RabbitMQ message unacked in a worker until its eta; RabbitMQ closes
+# a channel whose delivery stays unacked past consumer_timeout (30 min by default).
+RABBITMQ_HOP_MS = 10 * 60 * 1000
+DUE_OPTION = "datapost_due"
 
 
 class DatapostRedisBroker(RedisBroker):
@@ -94,12 +104,82 @@ class Recovery(Middleware):
             get_logger("datapost.recovery").exception("recovery tick failed")
 
 
+class DatapostRabbitmqBroker(RabbitmqBroker):
+    """dramatiq's RabbitMQ broker, made safe for datapost's producers and long delays.
+
+    - **Publisher confirms** (`confirm_delivery`, with `mandatory`): a publish returns once
+      RabbitMQ has routed and accepted the message. The message goes out right after its job
+      record is written, and a publishing connection that sat idle may have been dropped by
+      the server; without confirms that publish could vanish silently (until the sweeper).
+    - **One publishing connection per process**, used by one thread at a time. dramatiq keeps
+      one per thread, and pika connections must not be shared between threads; but
+      application threads come and go (a web server's pool), and each would leave an open
+      connection behind. A lock makes the shared connection safe, and lets `close()` (e.g.
+      `Datapost.close()`) close it from any thread; the next publish reconnects. Consumers
+      keep their own connection per consumer thread, as in dramatiq.
+    - **Long delays travel in hops** of at most `RABBITMQ_HOP_MS`. dramatiq holds a delayed
+      message unacked in a worker's memory until its eta, and RabbitMQ closes a channel
+      whose delivery stays unacked past `consumer_timeout` (30 min by default), so a 10 h
+      retry would be bounced every 30 min. The message carries its real due time, and
+      whenever it comes off the delay queue early it goes back with what remains.
+    """
+
+    def __init__(self, url: str, **kwargs) -> None:
+        kwargs.setdefault("confirm_delivery", True)
+        super().__init__(url=url, **kwargs)
+        self.state = SimpleNamespace()  # not thread-local: one connection, behind the lock
+        self._lock = threading.RLock()
+
+    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        message, delay = self.next_hop(message, delay)
+        with self._lock:
+            return super().enqueue(message, delay=delay)
+
+    @staticmethod
+    def next_hop(message: dramatiq.Message, delay: int | None,
+                 now: int | None = None) -> tuple[dramatiq.Message, int | None]:
+        """The message and delay to publish now. A message coming off the delay queue
+        (no delay) before its due time is delayed again by what remains."""
+        now = current_millis() if now is None else now
+        due = message.options.get(DUE_OPTION)
+        if delay is None and due is not None and due > now:
+            delay = due - now
+        if delay is not None and delay > RABBITMQ_HOP_MS:
+            return message.copy(options={DUE_OPTION: now + delay}), RABBITMQ_HOP_MS
+        if due is not None:
+            message = message.copy()
+            del message.options[DUE_OPTION]
+        return message, delay
+
+    def _ensure_queue(self, canonical_queue_name: str) -> None:
+        with self._lock:
+            super()._ensure_queue(canonical_queue_name)
+
+    def get_queue_message_counts(self, queue_name: str) -> tuple[int, int, int]:
+        with self._lock:
+            return super().get_queue_message_counts(queue_name)
+
+    def flush(self, queue_name: str) -> None:
+        with self._lock:
+            super().flush(queue_name)
+
+    def close(self) -> None:
+        """Close the publishing connection (any thread may call this; a later publish
+        opens a new one)."""
+        self._ignore_pika_logs()
+        with self._lock:
+            del self.connection  # closes the channel, then the connection
+            for leftover in [*self.channels, *self.connections]:
+                with contextlib.suppress(Exception):  # already broken: nothing to release
+                    leftover.close()
+            self.channels.clear()
+            self.connections.clear()
+
+
 def build_broker(url: str) -> dramatiq.Broker:
     """Redis (default) or RabbitMQ by URL scheme."""
     if url.startswith(("amqp://", "amqps://")):
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
-
-        return RabbitmqBroker(url=url)
+        return DatapostRabbitmqBroker(url)
     return DatapostRedisBroker(url=url)
 
 

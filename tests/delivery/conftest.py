@@ -1,5 +1,14 @@
 """Fixtures for delivery tests: a contract registered at the sandbox, settings pointing at
-it and at the private Redis, the producer API, and workers (in-process or real processes)."""
+it and at the private Redis, the producer API, and workers (in-process or real processes).
+
+Brokers: every test here that uses `env` is parametrised with `broker`. By default it runs
+on the Redis broker, and tests marked `rabbitmq` also run on RabbitMQ (`rabbitmq(only=True)`:
+on RabbitMQ only). `TEST_BROKERS=both` runs every test on both, `TEST_BROKERS=rabbitmq` on
+RabbitMQ only, `TEST_BROKERS=redis` on Redis only. RabbitMQ is `TEST_RABBITMQ_URL` (default
+guest@127.0.0.1:5672); each session uses its own queue, `datapost-test-<random>`, emptied
+before every test and deleted (with its .DQ and .XQ) at the end. A RabbitMQ test fails,
+never skips, when RabbitMQ cannot be reached.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,7 @@ from pathlib import Path
 
 import dramatiq
 import httpx
+import pika
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -25,6 +35,73 @@ from worker.service import DeliveryService
 ROOT = Path(__file__).resolve().parents[2]
 PDA_APP = "datapost-tests"
 PDA_NS = "datapost"
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+BROKER_MODES = {"": None, "both": ("redis", "rabbitmq"), "redis": ("redis",),
+                "rabbitmq": ("rabbitmq",)}
+
+
+def brokers_for(definition) -> list[str]:
+    mode = os.environ.get("TEST_BROKERS", "").strip().lower()
+    if mode not in BROKER_MODES:
+        raise pytest.UsageError(f"TEST_BROKERS={mode!r}: use one of both, redis, rabbitmq")
+    marker = definition.get_closest_marker("rabbitmq")
+    if marker is not None and marker.kwargs.get("only"):
+        wanted = ["rabbitmq"]
+    elif marker is not None:
+        wanted = ["redis", "rabbitmq"]
+    else:
+        wanted = ["redis"]
+    allowed = BROKER_MODES[mode]
+    if allowed is None:
+        return wanted
+    if marker is not None and marker.kwargs.get("only"):
+        return [b for b in wanted if b in allowed]
+    return list(allowed)
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "env" in metafunc.fixturenames:
+        metafunc.parametrize("broker", brokers_for(metafunc.definition), indirect=True)
+
+
+def rabbitmq_queues(queue: str) -> tuple[str, str, str]:
+    return queue, f"{queue}.DQ", f"{queue}.XQ"
+
+
+def delete_rabbitmq_queues(queue: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel = connection.channel()
+        for name in rabbitmq_queues(queue):
+            channel.queue_delete(name)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_queue() -> Iterator[str]:
+    """This session's queue name on the real RabbitMQ; its queues are deleted at the end."""
+    try:
+        pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL)).close()
+    except Exception as exc:
+        where = RABBITMQ_URL.rsplit("@", 1)[-1]
+        pytest.fail(f"RabbitMQ is not reachable at {where} ({type(exc).__name__}: {exc}). "
+                    "The RabbitMQ variants of the delivery tests need it: start RabbitMQ, "
+                    "point TEST_RABBITMQ_URL at one, or run TEST_BROKERS=redis.", pytrace=False)
+    queue = f"datapost-test-{uuid.uuid4().hex[:12]}"
+    yield queue
+    delete_rabbitmq_queues(queue)
+
+
+@pytest.fixture(autouse=True)
+def broker(request) -> str:
+    """Which broker this test's queue runs on: "redis" or "rabbitmq" (see the module doc).
+    Autouse here, so that tests elsewhere that import `env` by name stay on Redis."""
+    name = getattr(request, "param", "redis")
+    if name == "rabbitmq":
+        # no messages from an earlier test (RabbitMQ is not flushed with the private Redis)
+        delete_rabbitmq_queues(request.getfixturevalue("rabbitmq_queue"))
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +124,14 @@ def contract(sandbox, tmp_path_factory) -> dict:
 
 
 @pytest.fixture
-def env(sandbox, contract, redis_url, redis_client, tmp_path) -> dict[str, str]:
-    """DATAPOST_* for one test: fresh master key, fresh data dir, fast retries."""
-    return {
+def env(request, sandbox, contract, redis_url, redis_client, tmp_path) -> dict[str, str]:
+    """DATAPOST_* for one test: fresh master key, fresh data dir, fast retries, the queue on
+    `broker`."""
+    queue = {}
+    if "broker" in request.fixturenames and request.getfixturevalue("broker") == "rabbitmq":
+        queue = {"DATAPOST_BROKER_URL": RABBITMQ_URL,
+                 "DATAPOST_QUEUE": request.getfixturevalue("rabbitmq_queue")}
+    return queue | {
         "DATAPOST_REDIS_URL": redis_url,
         "DATAPOST_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
         "DATAPOST_DATA_DIR": str(tmp_path / "data"),
@@ -164,11 +246,18 @@ def spawn_worker(env, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
 
 def wait_for(datapost: Datapost, job_ids: list[str], states: set[str],
              timeout: float = 60.0) -> dict[str, dict]:
-    """Poll until every job is in one of `states`; returns their summaries."""
+    """Poll until every job is in one of `states`; returns their summaries.
+
+    A worker records an attempt just after moving the job to its next state, so this also
+    waits (briefly) until every run has its attempt in the log."""
     deadline = time.monotonic() + timeout
     while True:
         summaries = {j: datapost.job(j).summary() for j in job_ids}
         if all(s["state"] in states for s in summaries.values()):
+            settle = time.monotonic() + 5
+            while time.monotonic() < settle and any(
+                    len(datapost.stores.jobs.attempts(j)) < s["runs"] for j, s in summaries.items()):
+                time.sleep(0.02)
             return summaries
         if time.monotonic() > deadline:
             pending = {j: s["state"] for j, s in summaries.items() if s["state"] not in states}

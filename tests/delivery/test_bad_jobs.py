@@ -7,11 +7,15 @@ import base64
 import os
 import time
 
+import pytest
+
 from producers import Datapost
 from worker.config import load_settings
 from worker.store.payloads import PayloadRef
 
 from .conftest import InProcessWorker, deliveries, wait_for
+
+pytestmark = pytest.mark.rabbitmq  # every test here also runs on RabbitMQ
 
 
 def test_bad_jobs_fail_with_a_reason_and_the_worker_keeps_going(sandbox, datapost, mint_user,

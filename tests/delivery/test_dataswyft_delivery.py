@@ -29,6 +29,7 @@ def unique(**fields):
     return {"id": uuid.uuid4().hex, **fields}
 
 
+@pytest.mark.rabbitmq
 def test_records_object_and_list_read_back_equal(datapost, pda_user, run_worker):
     user = pda_user()
     one = unique(kind="steps", value=4200)
@@ -45,6 +46,7 @@ def test_records_object_and_list_read_back_equal(datapost, pda_user, run_worker)
     assert {stored[i]["endpoint"] for i in ids} == {f"{PDA_NS}/activity/sleep"}
 
 
+@pytest.mark.rabbitmq
 def test_batch_across_endpoints(datapost, pda_user, run_worker):
     user = pda_user()
     items = [{"endpoint": f"{PDA_NS}/profile", "data": unique(name="Ada")},
@@ -56,6 +58,7 @@ def test_batch_across_endpoints(datapost, pda_user, run_worker):
     assert [stored[i]["data"] for i in result["recordIds"]] == [i["data"] for i in items]
 
 
+@pytest.mark.rabbitmq
 def test_file_upload_lands_with_metadata_and_content(datapost, pda_user, run_worker, tmp_path):
     user = pda_user()
     data = os.urandom(3 << 20)
@@ -76,6 +79,7 @@ def test_file_upload_lands_with_metadata_and_content(datapost, pda_user, run_wor
     assert hashlib.sha256(content.content).digest() == hashlib.sha256(data).digest()
 
 
+@pytest.mark.rabbitmq
 def test_concurrent_jobs_leave_a_newest_working_token(datapost, pda_user, run_worker):
     user = pda_user()
     before = decode_claims(user["token"])
@@ -113,6 +117,7 @@ def test_injected_faults_end_in_succeeded(sandbox, datapost, pda_user, run_worke
                 if r["recordId"] in done["result"]["recordIds"]]) == 1
 
 
+@pytest.mark.rabbitmq
 def test_a_retried_write_that_already_landed_is_deduplicated(sandbox, env, redis_url, pda_user,
                                                              datapost):
     user = pda_user()
@@ -132,6 +137,7 @@ def test_a_retried_write_that_already_landed_is_deduplicated(sandbox, env, redis
     assert [r["data"] for r in pda_records(user["pda"], "dedup")].count(record) == 1
 
 
+@pytest.mark.rabbitmq
 def test_two_pdas_two_users_interleaved(datapost, pda_user, run_worker, sandbox):
     alice, bob = pda_user("alice"), pda_user("bob")
     writes = []

@@ -28,6 +28,7 @@ def content(sandbox, delivery_id: int) -> bytes:
     return httpx.get(f"{sandbox.control_url}/deliveries/{delivery_id}/content", timeout=60).content
 
 
+@pytest.mark.rabbitmq
 @pytest.mark.parametrize("mode", ["postbox", "import"])
 def test_bytes_and_descriptor_arrive_exactly(sandbox, datapost, mint_user, run_worker, mode):
     user = mint_user()
@@ -48,6 +49,7 @@ def test_bytes_and_descriptor_arrive_exactly(sandbox, datapost, mint_user, run_w
     assert len(attempts) == 1 and attempts[0]["decision"] == "succeeded"
 
 
+@pytest.mark.rabbitmq
 def test_large_file_from_a_path_streams(sandbox, datapost, mint_user, run_worker, tmp_path):
     user = mint_user()
     path = tmp_path / "big.bin"
@@ -64,6 +66,7 @@ def test_large_file_from_a_path_streams(sandbox, datapost, mint_user, run_worker
     assert got["sha256"] == digest.hexdigest() and got["size"] == 24 << 20
 
 
+@pytest.mark.rabbitmq
 def test_expired_token_with_200_jobs_refreshes_exactly_once(sandbox, contract, datapost,
                                                             mint_user, run_worker):
     user = mint_user(access_ttl=-60)  # the stored access token is already expired
@@ -148,6 +151,7 @@ def test_injected_faults_end_in_succeeded_with_attempts_recorded(sandbox, datapo
         assert uploads[0]["status"] == fault["status"]
 
 
+@pytest.mark.rabbitmq
 def test_transient_failures_beyond_one_attempt_reschedule_the_job(sandbox, datapost, mint_user,
                                                                   run_worker):
     user = mint_user()
@@ -185,6 +189,7 @@ def test_exhausted_retries_end_dead(sandbox, env, redis_url, mint_user, run_work
     assert summary["attempts"] == 10  # 9 retries after the first failure (the default budget)
 
 
+@pytest.mark.rabbitmq
 def test_a_finished_job_delivered_again_does_not_upload_again(sandbox, contract, datapost,
                                                               mint_user, run_worker):
     user = mint_user()

@@ -103,6 +103,7 @@ def test_oversized_and_unreadable_payloads(env, redis_url, user, redis_client, t
         assert not payload_dir.exists() or not any(p.is_file() for p in payload_dir.rglob("*"))
 
 
+@pytest.mark.rabbitmq
 def test_idempotency_key_returns_the_same_job(datapost, user, sandbox, run_worker):
     first = datapost.enqueue_digime(user["user"], b"once only", file_name="a.txt",
                                     idempotency_key="order-42")
@@ -120,6 +121,7 @@ def test_idempotency_key_returns_the_same_job(datapost, user, sandbox, run_worke
     assert len(deliveries(sandbox, user_id=user["user_id"])) == 2
 
 
+@pytest.mark.rabbitmq
 def test_bulk_enqueue_is_one_pipeline_and_keeps_order(datapost, user, run_worker, sandbox):
     writes = [DigimeWrite(user=user["user"], data=f"bulk {i}".encode(), file_name=f"{i}.txt")
               for i in range(50)]
@@ -141,6 +143,7 @@ def test_bulk_enqueue_is_one_pipeline_and_keeps_order(datapost, user, run_worker
     assert len(deliveries(sandbox, user_id=user["user_id"])) == 50
 
 
+@pytest.mark.rabbitmq
 def test_delay_holds_the_job_back(datapost, user, run_worker):
     job_id = datapost.enqueue_digime(user["user"], b"later", file_name="d.txt", delay=2)
     run_worker()
@@ -150,6 +153,7 @@ def test_delay_holds_the_job_back(datapost, user, run_worker):
     assert summary["updated_at"] - summary["created_at"] >= 2
 
 
+@pytest.mark.rabbitmq
 def test_status_lookup(datapost, user, run_worker):
     job_id = datapost.enqueue_digime(user["user"], b"status", file_name="s.txt")
     status = datapost.status(job_id)

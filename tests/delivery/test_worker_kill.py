@@ -7,7 +7,11 @@ import os
 import signal
 import time
 
+import pytest
+
 from .conftest import deliveries, wait_for
+
+pytestmark = pytest.mark.rabbitmq  # every test here also runs on RabbitMQ
 
 
 def test_sigkill_mid_upload_is_recovered_by_another_worker(sandbox, datapost, mint_user,
