@@ -8,7 +8,7 @@ are read from Redis at scrape time, so every scrape sees the one source of truth
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -62,11 +62,13 @@ class RedisStateCollector(Collector):
     """Queue depth, job states, delayed jobs, oldest queued job and live workers, from Redis."""
 
     def __init__(self, client: redis.Redis, queue: str, namespace: str,
-                 heartbeat_timeout: float = 20.0) -> None:
+                 heartbeat_timeout: float = 20.0,
+                 queue_depth: Callable[[], tuple[int, int]] | None = None) -> None:
         self.redis = client
         self.queue = queue
         self.namespace = namespace
         self.heartbeat_timeout = heartbeat_timeout
+        self.queue_depth = queue_depth  # (ready, delayed) for a broker other than Redis
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = time.time()
@@ -80,10 +82,11 @@ class RedisStateCollector(Collector):
         pipe.zcount(f"{self.namespace}:__heartbeats__", (now - self.heartbeat_timeout) * 1000,
                     "+inf")
         replies = pipe.execute()
+        ready, delayed = self.queue_depth() if self.queue_depth else (replies[0], replies[1])
         depth = GaugeMetricFamily("datapost_queue_depth", "Messages waiting in the broker queue",
                                   labels=["queue"])
-        depth.add_metric([self.queue], replies[0])
-        depth.add_metric([f"{self.queue}.DQ"], replies[1])
+        depth.add_metric([self.queue], ready)
+        depth.add_metric([f"{self.queue}.DQ"], delayed)
         yield depth
         jobs = GaugeMetricFamily("datapost_jobs", "Jobs by state", labels=["state"])
         for state, count in zip(JobState, replies[2:2 + len(JobState)], strict=True):

@@ -79,6 +79,10 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
                    human=f"Starting {args.processes} worker process(es) x {args.threads} "
                          f"thread(s) on queue {settings.delivery.queue!r}"
                          + (f"; metrics on :{port}/metrics" if port else ""))
+        # Same process group, so a crash of this process takes the workers with it. Stop it
+        # by signalling this pid only (Docker, Kubernetes, systemd KillMode=mixed do): a
+        # SIGTERM to the whole group reaches dramatiq twice, and a second SIGTERM makes it
+        # kill its workers instead of draining them.
         child = subprocess.Popen(worker_command(args), env=env)
 
         def forward(signum, _frame) -> None:
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
             signal.signal(sig, forward)
         if not port:
             return child.wait()
-        app = metrics_app(Path(metrics_dir), url, settings.delivery.queue, child)
+        app = metrics_app(Path(metrics_dir), url, settings.delivery.queue, child,
+                          broker_url=settings.broker_url)
         with serve_in_thread(app, args.metrics_host, port):
             return child.wait()

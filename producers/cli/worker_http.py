@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -18,18 +19,32 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker.metrics import RedisStateCollector
-from worker.queue import HEARTBEAT_TIMEOUT_MS, NAMESPACE
+from worker.queue import HEARTBEAT_TIMEOUT_MS, NAMESPACE, build_broker
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def metrics_app(multiproc_dir: Path, redis_url: str, queue: str,
-                child: subprocess.Popen) -> Starlette:
+def broker_depth(broker_url: str | None, queue: str) -> Callable[[], tuple[int, int]] | None:
+    """(ready, delayed) from RabbitMQ when the queue lives there; None for the Redis broker."""
+    if not broker_url or not broker_url.startswith(("amqp://", "amqps://")):
+        return None
+    broker = build_broker(broker_url)
+
+    def depth() -> tuple[int, int]:
+        ready, delayed, _dead = broker.get_queue_message_counts(queue)
+        return ready, delayed
+
+    return depth
+
+
+def metrics_app(multiproc_dir: Path, redis_url: str, queue: str, child: subprocess.Popen,
+                broker_url: str | None = None) -> Starlette:
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(multiproc_dir))
     registry.register(RedisStateCollector(client, queue, NAMESPACE,
-                                          heartbeat_timeout=HEARTBEAT_TIMEOUT_MS / 1000))
+                                          heartbeat_timeout=HEARTBEAT_TIMEOUT_MS / 1000,
+                                          queue_depth=broker_depth(broker_url, queue)))
 
     async def metrics(request: Request) -> Response:
         try:
