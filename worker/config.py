@@ -193,7 +193,7 @@ def _rate_limits(value: Any) -> str:
     return text
 
 
-def _queue_name(value: Any) -> str:
+def queue_name(value: Any) -> str:
     text = _str(value)
     if not all(c.isalnum() or c in "-_" for c in text) or len(text) > 64:
         raise ValueError("must be letters, digits, '-' or '_' (at most 64)")
@@ -238,7 +238,7 @@ FIELDS: tuple[tuple[str, str, Callable[[Any], Any], str], ...] = (
     ("DATAPOST_MASTER_KEY", "master_key", _master_key, "master_key"),
     ("DATAPOST_MASTER_KEY_PREVIOUS", "previous_master_keys", _master_keys, "previous_master_keys"),
     ("DATAPOST_DATA_DIR", "data_dir", _path, "data_dir"),
-    ("DATAPOST_QUEUE", "delivery.queue", _queue_name, "delivery.queue"),
+    ("DATAPOST_QUEUE", "delivery.queue", queue_name, "delivery.queue"),
     ("DATAPOST_PAYLOAD_DIR", "delivery.payload_dir", _path, "delivery.payload_dir"),
     ("DATAPOST_INLINE_PAYLOAD_MAX", "delivery.inline_payload_max", _number(0, 64 * 1024**2),
      "delivery.inline_payload_max"),

@@ -7,6 +7,7 @@ processes. SIGTERM/SIGINT are passed on, so dramatiq finishes or requeues in-fli
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from worker.config import Settings
+from worker.config import Settings, queue_name
 from worker.redis_server import redis_for_cli
 
 from ..callback.serve import serve_in_thread
@@ -27,6 +28,8 @@ def register(sub) -> None:
     p = sub.add_parser("worker", help="run delivery workers")
     p.add_argument("--processes", "-p", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--threads", "-t", type=int, default=8, help="threads per process (default 8)")
+    p.add_argument("--queue", help="queue to consume (default DATAPOST_QUEUE, 'datapost'); "
+                                   "producers must enqueue to the same name")
     p.add_argument("--prefetch", type=int, default=0,
                    help="messages each process holds ahead (default 2 x threads, at least 8)")
     p.add_argument("--poll-ms", type=int, default=100,
@@ -61,6 +64,14 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
         if not 1 <= getattr(args, name) <= 256:
             out.error(f"--{name} must be from 1 to 256")
             return 2
+    if args.queue is not None:
+        try:
+            queue = queue_name(args.queue)
+        except ValueError as exc:
+            out.error(f"--queue {exc}")
+            return 2
+        settings = dataclasses.replace(
+            settings, delivery=dataclasses.replace(settings.delivery, queue=queue))
     port = settings.delivery.metrics_port if args.metrics_port is None else args.metrics_port
     problem = port_problem(args.metrics_host, port) if port else None
     if problem:
@@ -72,6 +83,7 @@ def run(args: argparse.Namespace, settings: Settings, out: Output) -> int:
         env = dict(os.environ)
         env["DATAPOST_REDIS_URL"] = url
         env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        env["DATAPOST_QUEUE"] = settings.delivery.queue
         env.setdefault("dramatiq_queue_prefetch", str(args.prefetch or max(8, 2 * args.threads)))
         env.setdefault("dramatiq_worker_timeout", str(args.poll_ms))
         out.result({"redis_url": url, "processes": args.processes, "threads": args.threads,

@@ -107,3 +107,23 @@ def test_a_taken_metrics_port_is_a_clear_error(env, tmp_path):
                               capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert f"cannot serve metrics on 0.0.0.0:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_worker_consumes_the_queue_it_is_given(env, redis_url, mint_user, tmp_path):
+    from producers import Datapost
+    from worker.config import load_settings
+
+    other = load_settings({**env, "DATAPOST_QUEUE": "datapost-other"})
+    with Datapost.connect(other, redis_url) as client:
+        user = mint_user()
+        job_id = client.enqueue_digime(user["user"], b"other queue", file_name="q.txt")
+        proc = start_worker(env, tmp_path, "--queue", "datapost-other", "--metrics-port", "0")
+        try:
+            wait_for(client, [job_id], {"succeeded"}, timeout=60)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+    done = subprocess.run([sys.executable, "-m", "producers.cli", "worker", "--queue", "no spaces"],
+                          cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "--queue must be letters" in done.stderr
