@@ -28,74 +28,32 @@ from __future__ import annotations
 
 import heapq
 import json
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 
-from dramatiq.brokers.redis import RedisBroker
-
 from worker.errors import CredentialNotFound, JobNotFound, ValidationError
-from worker.queue import HEARTBEAT_TIMEOUT_MS
 from worker.store import keys
 from worker.store.credentials import check_provider, check_user
 from worker.store.jobs import CANCELLABLE, PREFIX, REPLAYABLE, JobState
 from worker.store.payloads import check_job_id
 
 from .client import Datapost
+from .ops_input import check_state, parse_duration, parse_time, window_label
+from .ops_stats import DEFAULT_WINDOWS, HealthNumbers
 
-DEFAULT_WINDOWS = (300, 3600, 86400)
+__all__ = ["HealthNumbers", "Operations", "check_state", "parse_duration", "parse_time",
+           "window_label"]
+
 MAX_LIST = 10_000
 PAGE = 500
 EVENT_PAGE = 2000
 CLOCK_SKEW = 300.0
-SUCCESS_STATES = ("succeeded",)
-FAILURE_STATES = ("failed", "dead")
 _LIST_FIELDS = ("id", "state", "provider", "op", "user", "created_at", "updated_at", "attempts",
                 "runs", "throttles", "run_at", "error")
-_RELATIVE = re.compile(r"-?(\d+(?:\.\d+)?)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 Progress = Callable[[int, int, str], None]
-
-
-# -- input -------------------------------------------------------------------------------
-def parse_time(text: str, *, now: float | None = None, name: str = "time") -> float:
-    """An ISO 8601 time (`2026-11-24T10:00:00Z`, `2026-11-24`; no zone means UTC) or a time
-    ago (`-90s`, `-15m`, `-1h`, `-2d`, `-1w`; the minus is optional). Returns epoch seconds."""
-    now = time.time() if now is None else now
-    value = text.strip()
-    match = _RELATIVE.fullmatch(value)
-    if match:
-        return now - float(match.group(1)) * _UNITS[match.group(2)]
-    try:
-        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z"))
-                                        else value)
-    except ValueError:
-        raise ValidationError(f"{name} {text!r} is neither an ISO 8601 time (2026-11-24T10:00:00Z) "
-                              "nor a time ago (-30m, -1h, -2d)") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def parse_duration(text: str, *, name: str = "duration") -> float:
-    """`90s`, `15m`, `1h`, `2d`, `1w` in seconds."""
-    match = _RELATIVE.fullmatch(text.strip().lstrip("-"))
-    if not match:
-        raise ValidationError(f"{name} {text!r} is not a duration (90s, 15m, 1h, 2d, 1w)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def check_state(state: str, allowed: Iterable[JobState] = tuple(JobState), *,
-                what: str = "state") -> JobState:
-    allowed = list(allowed)
-    if state not in {str(s) for s in allowed}:
-        raise ValidationError(f"unknown {what} {state!r}: expected one of "
-                              f"{', '.join(str(s) for s in allowed)}")
-    return JobState(state)
 
 
 def _check_ids(job_ids: Sequence[str]) -> list[str]:
@@ -110,13 +68,6 @@ def _check_ids(job_ids: Sequence[str]) -> list[str]:
         if job_id not in out:
             out.append(job_id)
     return out
-
-
-def window_label(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _text(value: bytes | None) -> str:
@@ -371,94 +322,8 @@ class Operations:
 
     # -- numbers ---------------------------------------------------------------------------
     def stats(self, windows: Sequence[int] = DEFAULT_WINDOWS) -> dict[str, Any]:
-        """Queue depth, jobs in flight, jobs by state and the success rate by provider over
-        each window (terminal events in the stream: succeeded vs failed + dead)."""
-        now = self.clock()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zcount(f"{PREFIX}due", f"({now}", "+inf")
-        pipe.zrange(f"{PREFIX}jobs:queued", 0, 0, withscores=True)
-        due_later, oldest = pipe.execute()
-        counts = self.jobs.counts()
-        success, covered = self._success(now, sorted(set(windows)))
-        return {
-            "at": now,
-            "queue": self._queue(now),
-            "in_flight": counts.get("running", 0),
-            "jobs": counts,
-            "scheduled_later": due_later,
-            "oldest_queued_age": round(now - oldest[0][1], 3) if oldest else None,
-            "success": success,
-            "events_from": covered,
-        }
-
-    def _queue(self, now: float) -> dict[str, Any]:
-        broker = self.datapost.publisher.broker
-        queue = self.datapost.publisher.queue
-        if isinstance(broker, RedisBroker):
-            ns, client = broker.namespace, broker.client
-            heartbeats = f"{ns}:__heartbeats__"
-            pipe = client.pipeline(transaction=False)
-            pipe.llen(f"{ns}:{queue}")
-            pipe.llen(f"{ns}:{queue}.DQ")
-            pipe.zcard(f"{ns}:{queue}.XQ")
-            pipe.zrangebyscore(heartbeats, (now * 1000) - HEARTBEAT_TIMEOUT_MS, "+inf")
-            pipe.zrange(heartbeats, 0, -1)
-            ready, delayed, dead_letter, alive, every = pipe.execute()
-            pipe = client.pipeline(transaction=False)
-            for worker in every:
-                for name in (queue, f"{queue}.DQ"):
-                    pipe.scard(f"{ns}:__acks__.{worker.decode()}.{name}")
-            unacked = sum(pipe.execute()) if every else 0
-            return {"name": queue, "broker": "redis", "ready": ready, "delayed": delayed,
-                    "unacked": unacked, "dead_letter": dead_letter, "workers": len(alive)}
-        try:
-            ready, delayed, dead_letter = broker.get_queue_message_counts(queue)
-        except Exception as exc:  # the broker is another service; say so, keep the rest
-            return {"name": queue, "broker": type(broker).__name__, "error": str(exc)}
-        return {"name": queue, "broker": "rabbitmq", "ready": ready, "delayed": delayed,
-                "unacked": None, "dead_letter": dead_letter, "workers": None}
-
-    def _success(self, now: float, windows: Sequence[int]) -> tuple[list[dict[str, Any]],
-                                                                       float | None]:
-        counts = {w: {} for w in windows}  # window -> provider -> {state: n}
-        if windows:
-            stream = f"{PREFIX}events"
-            low = f"{int((now - max(windows)) * 1000)}-0"
-            high = "+"
-            while True:
-                page = self.redis.xrevrange(stream, max=high, min=low, count=EVENT_PAGE)
-                for entry_id, raw in page:
-                    to = raw.get(b"to", b"").decode()
-                    at = _number(raw.get(b"at")) or _ms(entry_id) / 1000
-                    if to not in SUCCESS_STATES + FAILURE_STATES:
-                        continue
-                    provider = raw.get(b"provider", b"").decode() or "unknown"
-                    for window in windows:
-                        if at >= now - window:
-                            by_state = counts[window].setdefault(
-                                provider, dict.fromkeys(SUCCESS_STATES + FAILURE_STATES, 0))
-                            by_state[to] += 1
-                if len(page) < EVENT_PAGE:
-                    break
-                high = "(" + page[-1][0].decode()
-        out = []
-        for window in windows:
-            providers = {}
-            for provider, by_state in sorted(counts[window].items()):
-                ok = sum(by_state[s] for s in SUCCESS_STATES)
-                bad = sum(by_state[s] for s in FAILURE_STATES)
-                providers[provider] = {**by_state, "finished": ok + bad,
-                                       "rate": round(ok / (ok + bad), 4) if ok + bad else None}
-            out.append({"window_seconds": window, "label": window_label(window),
-                        "providers": providers})
-        first = self.redis.xrange(f"{PREFIX}events", count=1)
-        covered = _ms(first[0][0]) / 1000 if first else None
-        return out, covered
-
-
-def _ms(entry_id: bytes) -> int:
-    """The millisecond time in a stream entry id."""
-    return int(entry_id.decode().split("-")[0])
+        """Queue depth, jobs in flight, jobs by state and the success rate by provider."""
+        return HealthNumbers(self.datapost, clock=self.clock).stats(windows)
 
 
 def _take(iterator: Iterator, n: int) -> list:
