@@ -33,3 +33,15 @@ def page(browser: Browser) -> Iterator[Page]:
         yield tab
     finally:
         context.close()
+
+
+def keep_screenshot(page: Page, path) -> bool:
+    """Save a screenshot for a person to look at. It is an artifact, not a check: Chromium
+    sometimes cannot capture one on a loaded machine, and that must not fail a test."""
+    from playwright.sync_api import Error
+
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    except Error:
+        return False
+    return True

@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Page, expect
 
+from tests.browser_fixtures import keep_screenshot
 from tests.sandbox.test_digime_support import (
     authorize,
     auto_approve,
@@ -31,8 +32,8 @@ PASSWORD = "sandbox-password"  # the PDA owner's default (sandbox/dataswyft/READ
 
 def shot(page: Page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 1000
+    if keep_screenshot(page, path):
+        assert path.stat().st_size > 1000
     return path
 
 

@@ -9,6 +9,7 @@ import uuid
 import httpx
 import pytest
 
+from tests.browser_fixtures import keep_screenshot
 from tests.delivery.conftest import wait_for
 
 from .conftest import PDA_APP, PDA_NS
@@ -32,11 +33,11 @@ def test_digime_allow_in_a_browser_then_a_write_succeeds(app_client, receiver, p
                                                          run_worker, tmp_path):
     page.goto(app_client.digime_connect_link("browser-digime"))
     assert "authorize" in page.url  # the sandbox's onboarding page
-    page.screenshot(path=str(tmp_path / "onboarding.png"))
+    keep_screenshot(page, tmp_path / "onboarding.png")
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url(receiver + "digime/return*")
     assert page.get_by_role("heading").inner_text() == "digi.me is connected"
-    page.screenshot(path=str(tmp_path / "connected.png"))
+    keep_screenshot(page, tmp_path / "connected.png")
     job_id = app_client.enqueue_digime("browser-digime", b"from the browser", file_name="b.txt")
     run_worker()
     assert wait_for(app_client, [job_id], {"succeeded"})[job_id]["state"] == "succeeded"
@@ -56,7 +57,7 @@ def test_pda_password_and_accept_then_a_write_succeeds(app_client, receiver, pag
     page.set_extra_http_headers({"X-Forwarded-For": f"10.9.{uuid.uuid4().int % 250}.1"})
     page.goto(app_client.dataswyft_connect_link("browser-pda", consent_needed["domain"]))
     pda_login(page)
-    page.screenshot(path=str(tmp_path / "consent.png"))
+    keep_screenshot(page, tmp_path / "consent.png")
     page.get_by_role("button", name="Accept").click()
     page.wait_for_url(receiver + "dataswyft/return*")
     assert page.get_by_role("heading").inner_text() == "Your PDA is connected"
