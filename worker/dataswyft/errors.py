@@ -18,7 +18,7 @@ import httpx
 
 from ..digime.errors import parse_retry_after, sanitize
 from ..errors import DatapostError
-from ..transport import strip_urls, transport_kind
+from ..transport import TransportFailure, strip_urls, transport_kind
 
 _DUPLICATE_CAUSES = ("Duplicate data", "Could not insert data - Duplicate data")
 
@@ -133,25 +133,8 @@ class S3Error(DataswyftError):
         return (S3Error, (self.status, self.code, self.message))
 
 
-class DataswyftTransportError(DataswyftError):
-    """The request did not complete: timeout, refused or reset connection, broken HTTP.
-    `kind` is one of "timeout", "connect", "read", "write", "protocol", "other"."""
-
-    def __init__(self, message: str, *, kind: str = "other", operation: str = "") -> None:
-        self.kind = kind
-        self.operation = operation
-        super().__init__(message)
-
-    @property
-    def is_timeout(self) -> bool:
-        return self.kind == "timeout"
-
-    def __reduce__(self):
-        return (_rebuild_transport_error, (str(self), self.kind, self.operation))
-
-
-def _rebuild_transport_error(message: str, kind: str, operation: str) -> DataswyftTransportError:
-    return DataswyftTransportError(message, kind=kind, operation=operation)
+class DataswyftTransportError(TransportFailure, DataswyftError):
+    """The request did not complete (see TransportFailure for `kind`)."""
 
 
 class DataswyftProtocolError(DataswyftError):

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import httpx
 
 from ..errors import DatapostError
-from ..transport import strip_urls, transport_kind
+from ..transport import TransportFailure, strip_urls, transport_kind
 
 MAX_MESSAGE = 300
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -66,27 +66,8 @@ def _rebuild_http_error(*args) -> DigimeHTTPError:
     return DigimeHTTPError(status, code, message, reference, retry_after, operation=operation)
 
 
-class DigimeTransportError(DigimeError):
-    """The request did not complete: timeout, refused or reset connection, broken HTTP.
-
-    `kind` is one of "timeout", "connect", "read", "write", "protocol", "other".
-    """
-
-    def __init__(self, message: str, *, kind: str = "other", operation: str = "") -> None:
-        self.kind = kind
-        self.operation = operation
-        super().__init__(message)
-
-    @property
-    def is_timeout(self) -> bool:
-        return self.kind == "timeout"
-
-    def __reduce__(self):
-        return (_rebuild_transport_error, (str(self), self.kind, self.operation))
-
-
-def _rebuild_transport_error(message: str, kind: str, operation: str) -> DigimeTransportError:
-    return DigimeTransportError(message, kind=kind, operation=operation)
+class DigimeTransportError(TransportFailure, DigimeError):
+    """The request did not complete (see TransportFailure for `kind`)."""
 
 
 class TokenVerificationError(DigimeError):
