@@ -45,9 +45,7 @@ def main() -> None:
     with bench_env() as bench:
         settings = bench.settings()
         with Datapost.connect(settings, bench.redis.url) as datapost:
-            users = [f"bench-user-{i}" for i in range(args.users)]
-            for user in users:
-                bench.mint_user(datapost, user)
+            users = bench.mint_users(datapost, args.users)
             writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
                                   file_name=f"w{i}.bin") for i in range(args.jobs)]
             run = run_pipeline(bench, datapost, writes, args.processes, args.threads)

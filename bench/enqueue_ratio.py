@@ -29,9 +29,7 @@ def main() -> None:
     args = p.parse_args()
     with bench_env() as bench:
         with Datapost.connect(bench.settings(), bench.redis.url) as datapost:
-            users = [f"bench-user-{i}" for i in range(args.users)]
-            for user in users:
-                bench.mint_user(datapost, user)
+            users = bench.mint_users(datapost, args.users)
             writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
                                   file_name=f"w{i}.bin") for i in range(args.jobs)]
             started = time.perf_counter()

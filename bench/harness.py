@@ -71,6 +71,7 @@ class Bench:
             "DATAPOST_DIGIME_CONTRACT_ID": "bench-contract",
             "DATAPOST_DIGIME_PRIVATE_KEY_FILE": str(key_file),
             "DATAPOST_LOG_LEVEL": "warning",
+            "DATAPOST_METRICS_PORT": "0",  # bench workers never contend for 9191
             "DATAPOST_SANDBOX": "true",
             "DATAPOST_DATASWYFT_APPLICATION_ID": "bench",
             "DATAPOST_DATASWYFT_SCHEME": "http",
@@ -97,6 +98,13 @@ class Bench:
             refresh_expires_at=minted["refresh_token"]["expires_on"],
             postbox_id=minted["postbox_id"], postbox_public_key=minted["public_key"])
         return minted
+
+    def mint_users(self, datapost, count: int, prefix: str = "bench-user") -> list[str]:
+        """`count` digi.me users with stored credentials; returns their names."""
+        users = [f"{prefix}-{i}" for i in range(count)]
+        for user in users:
+            self.mint_user(datapost, user)
+        return users
 
     def pda_user(self, datapost, user: str, pda: dict) -> None:
         """Register the bench app on `pda` (idempotent) and store a token for `user`."""

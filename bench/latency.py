@@ -37,41 +37,37 @@ def main() -> None:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--users", type=int, default=10)
     args = p.parse_args()
-    with bench_env() as bench:
-        bench.env["DATAPOST_METRICS_PORT"] = "0"
-        with Datapost.connect(bench.settings(), bench.redis.url) as datapost:
-            users = [f"bench-user-{i}" for i in range(args.users)]
-            for user in users:
-                bench.mint_user(datapost, user)
-            max_rate = None
-            if args.rate is None:
-                writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
-                                      file_name=f"m{i}.bin") for i in range(args.max_jobs)]
-                run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
-                max_rate = args.max_jobs / run["seconds"]
-                rate = max_rate / 2
-            else:
-                bench.start_worker(args.processes, args.threads)
-                time.sleep(4)
-                rate = args.rate
-            print(f"steady rate {rate:.1f} jobs/s for {args.seconds:.0f} s", file=sys.stderr)
-            data = os.urandom(args.size)
-            ids: list[str] = []
-            interval = 1 / rate
-            started = time.monotonic()
-            due = started
-            count = int(args.seconds * rate)
-            for i in range(count):
-                now = time.monotonic()
-                if due > now:
-                    time.sleep(due - now)
-                ids.append(datapost.enqueue_digime(users[i % len(users)], data,
-                                                   file_name=f"l{i}.bin"))
-                due += interval
-            enqueue_s = time.monotonic() - started
-            wait_until(lambda: all(datapost.job(j).terminal for j in ids), timeout=300,
-                       interval=0.5)
-            jobs = [datapost.job(j) for j in ids]
+    with bench_env() as bench, Datapost.connect(bench.settings(), bench.redis.url) as datapost:
+        users = bench.mint_users(datapost, args.users)
+        max_rate = None
+        if args.rate is None:
+            writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
+                                  file_name=f"m{i}.bin") for i in range(args.max_jobs)]
+            run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
+            max_rate = args.max_jobs / run["seconds"]
+            rate = max_rate / 2
+        else:
+            bench.start_worker(args.processes, args.threads)
+            time.sleep(4)
+            rate = args.rate
+        print(f"steady rate {rate:.1f} jobs/s for {args.seconds:.0f} s", file=sys.stderr)
+        data = os.urandom(args.size)
+        ids: list[str] = []
+        interval = 1 / rate
+        started = time.monotonic()
+        due = started
+        count = int(args.seconds * rate)
+        for i in range(count):
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            ids.append(datapost.enqueue_digime(users[i % len(users)], data,
+                                               file_name=f"l{i}.bin"))
+            due += interval
+        enqueue_s = time.monotonic() - started
+        wait_until(lambda: all(datapost.job(j).terminal for j in ids), timeout=300,
+                   interval=0.5)
+        jobs = [datapost.job(j) for j in ids]
     latencies = [(j.updated_at - j.created_at) * 1000 for j in jobs if j.state == "succeeded"]
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     emit({

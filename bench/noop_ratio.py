@@ -74,11 +74,8 @@ def main() -> None:
     p.add_argument("--users", type=int, default=10)
     args = p.parse_args()
     with bench_env() as bench:
-        bench.env["DATAPOST_METRICS_PORT"] = "0"
         with Datapost.connect(bench.settings(), bench.redis.url) as datapost:
-            users = [f"bench-user-{i}" for i in range(args.users)]
-            for user in users:
-                bench.mint_user(datapost, user)
+            users = bench.mint_users(datapost, args.users)
             writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
                                   file_name=f"w{i}.bin") for i in range(args.jobs)]
             run = run_pipeline(bench, datapost, writes, args.processes, args.threads)

@@ -31,7 +31,6 @@ def main() -> None:
     p.add_argument("--size", type=int, default=1024)
     args = p.parse_args()
     with bench_env() as bench:
-        bench.env["DATAPOST_METRICS_PORT"] = "0"
         bench.control("POST", "/faults", json={"target": "digime", "path": "postbox",
                                                "delay_ms": args.delay_ms, "probability": 1.0})
         try:

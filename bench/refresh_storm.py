@@ -26,15 +26,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--size", type=int, default=1024)
     args = p.parse_args()
-    with bench_env() as bench:
-        bench.env["DATAPOST_METRICS_PORT"] = "0"
-        with Datapost.connect(bench.settings(), bench.redis.url) as datapost:
-            bench.mint_user(datapost, "storm-user", access_ttl=-60)
-            writes = [DigimeWrite(user="storm-user", data=os.urandom(args.size),
-                                  file_name=f"s{i}.bin") for i in range(args.jobs)]
-            before = bench.control("GET", "/stats", params={"client_id": CLIENT})
-            run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
-            after = bench.control("GET", "/stats", params={"client_id": CLIENT})
+    with bench_env() as bench, Datapost.connect(bench.settings(), bench.redis.url) as datapost:
+        bench.mint_user(datapost, "storm-user", access_ttl=-60)
+        writes = [DigimeWrite(user="storm-user", data=os.urandom(args.size),
+                              file_name=f"s{i}.bin") for i in range(args.jobs)]
+        before = bench.control("GET", "/stats", params={"client_id": CLIENT})
+        run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
+        after = bench.control("GET", "/stats", params={"client_id": CLIENT})
     refreshes = after["refresh_calls"] - before["refresh_calls"]
     succeeded = run["states"].get("succeeded", 0)
     emit({
