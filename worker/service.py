@@ -21,7 +21,7 @@ from .delivery.dataswyft import DataswyftDelivery
 from .delivery.dataswyft_tokens import PdaKeepAlive, PdaTokenKeeper
 from .delivery.digime import DigimeDelivery
 from .delivery.digime_tokens import DigimeTokenKeeper
-from .delivery.engine import DeliveryEngine
+from .delivery.engine import DeliveryEngine, retry_on_store_outage
 from .delivery.limits import RateLimiter, parse_limits
 from .delivery.locks import RedisLock
 from .delivery.outcomes import DeliveryFailure, Outcome
@@ -153,7 +153,8 @@ class DeliveryService:
         dramatiq.set_broker(self.broker)
         return dramatiq.actor(self.engine.run, actor_name=ACTOR_NAME,
                               queue_name=self.settings.delivery.queue, broker=self.broker,
-                              max_retries=0, time_limit=ACTOR_TIME_LIMIT_MS)
+                              retry_when=retry_on_store_outage, min_backoff=1_000,
+                              max_backoff=30_000, time_limit=ACTOR_TIME_LIMIT_MS)
 
     def close(self) -> None:
         self.http.close()

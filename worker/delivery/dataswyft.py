@@ -37,7 +37,7 @@ def classify(exc: DataswyftError) -> DeliveryFailure:
     if isinstance(exc, DataswyftTransportError):
         return DeliveryFailure(Outcome.TRANSIENT, str(exc), error_class=type(exc).__name__)
     if isinstance(exc, S3Error):
-        outcome = Outcome.TRANSIENT if exc.status >= 500 else Outcome.PERMANENT
+        outcome = Outcome.TRANSIENT if exc.transient else Outcome.PERMANENT
         return DeliveryFailure(outcome, f"file storage: {exc}", status=exc.status, code=exc.code)
     if not isinstance(exc, DataswyftHTTPError):
         return DeliveryFailure(Outcome.TRANSIENT, str(exc), error_class=type(exc).__name__)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import redis
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from ..config import DeliverySettings
 from ..errors import DatapostError
@@ -23,6 +26,10 @@ from .retry import RetryPolicy
 LEASE_SECONDS = 30.0
 MAX_THROTTLE_DELAY = 86400.0
 SWEEP_GRACE = 1800.0
+ORPHAN_GRACE = 4 * LEASE_SECONDS  # a running job whose lease ran out this long ago is orphaned
+STORE_OUTAGE_SECONDS = 60.0
+STORE_OUTAGE = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError included
+T = TypeVar("T")
 
 log = get_logger("datapost.delivery")
 
@@ -35,6 +42,22 @@ def outcome_label(decision: str) -> str:
         if decision.startswith(prefix):
             return label
     return "unknown"
+
+
+def retry_on_store_outage(retries: int, exc: BaseException) -> bool:
+    """dramatiq's `retry_when` for the actor: a message whose run met a Redis outage (claim or
+    bookkeeping failed) is sent again after a backoff instead of going to the dead-letter
+    queue, where nothing would pick its job up for half an hour."""
+    return isinstance(exc, STORE_OUTAGE) and retries < 1000
+
+
+def through_outage(call: Callable[[], T]) -> T:
+    """Run a store write that carries an outcome, waiting out a short Redis outage (a
+    restart): dropping it would deliver an already-landed job a second time."""
+    retrying = Retrying(retry=retry_if_exception_type(STORE_OUTAGE), reraise=True,
+                        wait=wait_exponential(multiplier=0.25, max=5),
+                        stop=stop_after_delay(STORE_OUTAGE_SECONDS))
+    return retrying(call)
 
 
 class ProviderDelivery(Protocol):
@@ -118,7 +141,7 @@ class DeliveryEngine:
             seconds = self.clock() - started
             record["duration_ms"] = round(seconds * 1000, 1)
             record["steps"] = trail
-            self.jobs.record_attempt(job.id, record)
+            through_outage(lambda: self.jobs.record_attempt(job.id, record))
             if self.on_outcome is not None:
                 self.on_outcome(job.provider, outcome_label(record.get("decision", "")), seconds)
 
@@ -158,15 +181,16 @@ class DeliveryEngine:
 
     def _retry_later(self, job: Job, delay: float, error: dict, **counters: int) -> None:
         run_at = self.clock() + delay
-        moved, _ = self.jobs.move(job.id, JobState.RETRYING, allowed_from=[JobState.RUNNING],
-                                  worker=self.worker_id, now=self.clock(),
-                                  fields={"error": error, "run_at": run_at, **counters})
+        moved, _ = through_outage(lambda: self.jobs.move(
+            job.id, JobState.RETRYING, allowed_from=[JobState.RUNNING], worker=self.worker_id,
+            now=self.clock(), fields={"error": error, "run_at": run_at, **counters}))
         if moved:
-            self.publisher.publish(job.id, delay_ms=int(delay * 1000))
+            through_outage(lambda: self.publisher.publish(job.id, delay_ms=int(delay * 1000)))
 
     def _finish(self, job: Job, state: JobState, fields: dict) -> None:
-        moved, current = self.jobs.move(job.id, state, allowed_from=[JobState.RUNNING],
-                                        worker=self.worker_id, fields=fields, now=self.clock())
+        moved, current = through_outage(lambda: self.jobs.move(
+            job.id, state, allowed_from=[JobState.RUNNING], worker=self.worker_id,
+            fields=fields, now=self.clock()))
         if not moved:
             log.warning("job changed under us; result not written", job_id=job.id,
                         wanted=str(state), current=current)
@@ -184,12 +208,15 @@ class DeliveryEngine:
 
     def sweep(self, grace: float = SWEEP_GRACE) -> int:
         """Re-send messages for queued/retrying jobs long past their run time (a message
-        lost between a state change and its publish, or with a Redis restart)."""
+        lost between a state change and its publish, or with a Redis restart), and for
+        running jobs whose lease ran out minutes ago (their worker and message are gone)."""
         now = self.clock()
         self.jobs.prune_expired(now)
         ids = self.jobs.overdue(now - grace)
-        ids += [job_id for job_id in self.jobs.ids_in_state(JobState.RUNNING, until=now - grace)
-                if (job := self.jobs.get(job_id)) and job.lease_until < now - grace]
+        orphan_grace = min(grace, ORPHAN_GRACE)
+        ids += [job_id for job_id in self.jobs.ids_in_state(JobState.RUNNING,
+                                                             until=now - orphan_grace)
+                if (job := self.jobs.get(job_id)) and job.lease_until < now - orphan_grace]
         for job_id in ids:
             self.publisher.publish(job_id)
             self.jobs.postpone_due(job_id, now)
