@@ -106,21 +106,28 @@ class Bench:
             self.mint_user(datapost, user)
         return users
 
-    def pda_user(self, datapost, user: str, pda: dict) -> None:
-        """Register the bench app on `pda` (idempotent) and store a token for `user`."""
+    def pda_user(self, datapost, user: str, pda: dict, namespace: str = "bench") -> None:
+        """Register the bench app on `pda` (idempotent) with `namespace` and store a token
+        for `user`."""
         httpx.post(pda["url"] + "/_control/apps", timeout=30, json={
             "id": "bench", "version": "1.0.0", "validRedirectUris": ["http://127.0.0.1:9/cb"],
-            "roles": ["namespacewrite:bench", "namespaceread:bench", "managefiles:*"],
+            "roles": [f"namespacewrite:{namespace}", f"namespaceread:{namespace}",
+                      "managefiles:*"],
         }).raise_for_status()
         token = httpx.post(pda["url"] + "/_control/token", json={"application": "bench"},
                            timeout=30).raise_for_status().json()["token"]
         datapost.store_dataswyft_credential(user, pda_domain=pda["domain"], token=token)
 
-    def start_worker(self, processes: int, threads: int, *extra: str) -> subprocess.Popen:
+    def start_worker(self, processes: int, threads: int, *extra: str,
+                     log: Path | None = None) -> subprocess.Popen:
+        """A `datapost worker` in its own process group; its stderr goes to `log` if given."""
+        err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (child owns it)
         proc = subprocess.Popen(
             [sys.executable, "-m", "producers.cli", "worker", "--processes", str(processes),
              "--threads", str(threads), *extra], cwd=ROOT, env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        if log:
+            err.close()
         self.workers.append(proc)
         return proc
 

@@ -19,8 +19,9 @@ from types import SimpleNamespace
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import current_millis, dq_name
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
 from .store.jobs import QueuedMessage
@@ -49,6 +50,22 @@ class DatapostRedisBroker(RedisBroker):
         super().__init__(*args, **kwargs)
         self._forced = threading.local()
 
+    @property
+    def consumer_class(self):
+        return _SelfHealingConsumer
+
+    def connection_lost(self) -> None:
+        """Take a new identity after a consumer lost its connection.
+
+        On a connection error dramatiq's consumer thread throws away the messages it held in
+        memory (prefetched, and delayed ones waiting for their eta) while their ids stay in
+        this process's ack sets; the process goes on heartbeating, so no one would ever
+        requeue them. Under a new `broker_id` the old identity falls silent, and the
+        ordinary dead-worker recovery returns its messages after the heartbeat timeout.
+        Messages still being processed may come round again; the job's claim drops them.
+        """
+        self.broker_id = str(uuid.uuid4())
+
     def _should_do_maintenance(self, command: str) -> int:
         if getattr(self._forced, "on", False) and command not in ("ack", "nack"):
             return 1
@@ -62,6 +79,17 @@ class DatapostRedisBroker(RedisBroker):
                 self.do_qsize(queue)
         finally:
             self._forced.on = False
+
+
+class _SelfHealingConsumer(_RedisConsumer):
+    """dramatiq's Redis consumer, telling its broker when the connection broke."""
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except ConnectionClosed:
+            self.broker.connection_lost()
+            raise
 
 
 class Recovery(Middleware):
