@@ -38,12 +38,14 @@ class _QuietServer(uvicorn.Server):
 def _bind(host: str, port: int) -> list[socket.socket]:
     """Bind the IPv4 socket, and ::1 on the same port when host is loopback and IPv6 exists."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    first = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it every answer written in two parts waits ~40 ms for a delayed ACK
+    first = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     first.bind((host, port))
     sockets = [first]
     if host == "127.0.0.1" and socket.has_ipv6:
-        six = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        six = socket.socket(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         six.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         try:
