@@ -7,20 +7,22 @@ produced, and look jobs up. Everything is validated before anything is stored.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+from dramatiq.common import dq_name
 
 from worker.config import Settings, load_settings
 from worker.digime import DigimeClient, KeyCache, TokenVerifier
 from worker.errors import ConfigError, PayloadError, ValidationError
-from worker.queue import Publisher, build_broker
+from worker.queue import ACTOR_NAME, MAX_DELAY_MS, Publisher, build_broker
 from worker.runtime import Stores
 from worker.store import DataswyftCredential, DigimeCredential
-from worker.store.jobs import Job, JobState, new_job_id, parse_create
+from worker.store.jobs import Job, JobState, NewJob, QueuedMessage, new_job_ids
 from worker.store.payloads import PayloadRef
 
 from . import credentials
@@ -170,42 +172,41 @@ class Datapost:
 
     def enqueue_many(self, writes: Sequence[Write]) -> list[str]:
         """Queue many writes of any kind: validated first, then stored in one pipelined
-        round trip."""
+        round trip (payloads, job records, idempotency keys and queue messages)."""
         checked = [w.validated() for w in writes]
         self._check_sizes(checked)
         creds = self._credentials(checked)
         prepared = [w.prepare(creds[(w.provider, w.user)]) for w in checked]
-        job_ids = [new_job_id() for _ in prepared]
         stores = self.stores
-        pipe = stores.redis.pipeline(transaction=False)
+        now = time.time()
+        messages = InlineMessages(self.publisher, len(prepared), now)
+        job_ids = new_job_ids(len(prepared))
         refs: list[PayloadRef] = []
-        slots: list[int] = []
+        new_jobs: list[NewJob] = []
         try:
             for item, job_id in zip(prepared, job_ids, strict=True):
-                refs.append(stores.payloads.put(job_id, item.data, pipe=pipe))
-            now = time.time()
-            for item, job_id, ref in zip(prepared, job_ids, refs, strict=True):
-                delay_ms = int(item.delay * 1000) if item.delay else None
-                slots.append(len(pipe))
-                stores.jobs.create(
+                ref, sealed = stores.payloads.stage(job_id, item.data)
+                refs.append(ref)
+                new_jobs.append(NewJob(
                     job_id=job_id, provider=item.provider, op=item.op, user=item.user,
                     spec=item.spec, payload_fields={"payload_kind": ref.kind,
                                                     "payload_size": ref.size},
                     idempotency_key=item.idempotency_key,
                     run_at=now + item.delay if item.delay else 0.0,
-                    message=self.publisher.inline_message(job_id, delay_ms), pipe=pipe, now=now)
-            results = pipe.execute()
-        except BaseException:
+                    message=messages.build(job_id, item.delay), payload=sealed))
+            created = stores.jobs.create_many(new_jobs, now=now)
+        except BaseException as exc:
+            kept = set(getattr(exc, "created", ()))  # jobs created before the failure
             for job_id, ref in zip(job_ids, refs, strict=False):
-                if ref.kind == "file":
+                if ref.kind == "file" and job_id not in kept:
                     stores.payloads.delete(job_id, ref)
             raise
-        return self._finish_enqueue(prepared, job_ids, refs, [results[i] for i in slots])
+        return self._finish_enqueue(prepared, job_ids, refs, created)
 
     def _finish_enqueue(self, prepared, job_ids, refs, created) -> list[str]:
         out: list[str] = []
-        for item, job_id, ref, result in zip(prepared, job_ids, refs, created, strict=True):
-            was_created, actual = parse_create(result)
+        for item, job_id, ref, (was_created, actual) in zip(prepared, job_ids, refs, created,
+                                                            strict=True):
             if not was_created and ref.kind == "file":
                 self.stores.payloads.delete(job_id, ref)  # a duplicate: its payload is not needed
             elif was_created and not self.publisher.inline:
@@ -237,3 +238,41 @@ class Datapost:
     def status(self, job_id: str) -> dict[str, Any]:
         """The job's state, result or error, and every attempt (no secrets, no payload)."""
         return {**self.job(job_id).summary(), "attempts_log": self.stores.jobs.attempts(job_id)}
+
+
+class InlineMessages:
+    """The dramatiq messages a bulk enqueue pushes with its jobs (Redis broker): the bytes
+    `Publisher.inline_message` would produce — the `deliver(job_id)` message with its own
+    `redis_message_id`, on the delay queue with an `eta` when delayed — written from a
+    template instead of a `dramatiq.Message` per job. Random ids come from one draw; the
+    timestamp is the batch's."""
+
+    def __init__(self, publisher: Publisher, count: int, now: float | None = None) -> None:
+        self.enabled = publisher.inline
+        if not self.enabled:
+            return
+        namespace, queue = publisher.broker.namespace, publisher.queue
+        self._keys = (f"{namespace}:{queue}", f"{namespace}:{dq_name(queue)}")
+        actor = json.dumps(ACTOR_NAME)
+        self._heads = tuple(f'{{"queue_name":{json.dumps(name)},"actor_name":{actor},"args":["'
+                            for name in (queue, dq_name(queue)))
+        self._ids = iter(new_job_ids(2 * count))
+        self._now_ms = int((time.time() if now is None else now) * 1000)
+
+    def build(self, job_id: str, delay: float) -> QueuedMessage | None:
+        if not self.enabled:
+            return None
+        redis_id, message_id = _dashed(next(self._ids)), _dashed(next(self._ids))
+        now_ms = self._now_ms
+        delay_ms = int(delay * 1000) if delay else 0
+        if delay_ms:
+            options = f'"redis_message_id":"{redis_id}","eta":{now_ms + min(delay_ms, MAX_DELAY_MS)}'
+        else:
+            options = f'"redis_message_id":"{redis_id}"'
+        data = (f'{self._heads[bool(delay_ms)]}{job_id}"],"kwargs":{{}},"options":{{{options}}},'
+                f'"message_id":"{message_id}","message_timestamp":{now_ms}}}')
+        return QueuedMessage(self._keys[bool(delay_ms)], redis_id, data.encode())
+
+
+def _dashed(hex32: str) -> str:
+    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"

@@ -125,19 +125,26 @@ def test_idempotency_key_returns_the_same_job(datapost, user, sandbox, run_worke
 def test_bulk_enqueue_is_one_pipeline_and_keeps_order(datapost, user, run_worker, sandbox):
     writes = [DigimeWrite(user=user["user"], data=f"bulk {i}".encode(), file_name=f"{i}.txt")
               for i in range(50)]
-    calls = []
-    original = datapost.stores.redis.pipeline
+    pool = datapost.stores.redis.connection_pool
+    checkouts = []
+    original = pool.get_connection
 
-    def counting_pipeline(*args, **kwargs):
-        calls.append(1)
+    def counting_get_connection(*args, **kwargs):
+        checkouts.append(1)
         return original(*args, **kwargs)
 
-    datapost.stores.redis.pipeline = counting_pipeline
+    pool.get_connection = counting_get_connection
     try:
+        datapost.stores.vault.load("digime", user["user"])
+        per_credential = len(checkouts)
+        checkouts.clear()
         ids = datapost.enqueue_many(writes)
     finally:
-        datapost.stores.redis.pipeline = original
-    assert len(ids) == 50 and len(set(ids)) == 50 and len(calls) == 1
+        pool.get_connection = original
+    assert len(ids) == 50 and len(set(ids)) == 50
+    # the credential read, then everything else (payloads, records, indexes, messages) in
+    # one pipelined round trip
+    assert len(checkouts) == per_credential + 1
     run_worker()
     wait_for(datapost, ids, {"succeeded"})
     assert len(deliveries(sandbox, user_id=user["user_id"])) == 50

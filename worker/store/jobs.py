@@ -9,19 +9,22 @@ record data) is sealed like the payload: a job record holds no user content in c
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from ..errors import JobNotFound
 
 PREFIX = "datapost:"
+CREATE_CHUNK = 100  # jobs per create-script call (Redis runs one call at a time)
+CREATE_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class JobState(StrEnum):
@@ -40,13 +43,29 @@ REPLAYABLE = frozenset({JobState.FAILED, JobState.DEAD, JobState.PARKED})
 CANCELLABLE = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.PARKED})
 
 
-@dataclass(frozen=True)
-class QueuedMessage:
+class QueuedMessage(NamedTuple):
     """A broker message to push in the same script that creates the job (Redis broker)."""
 
     queue_key: str
     message_id: str
     data: bytes
+
+
+class NewJob(NamedTuple):
+    """A job to create (`JobStore.create_many`). `payload` is a sealed inline payload to
+    store with the job (not stored when the idempotency key is taken); `message` is the
+    broker message pushed with it (Redis broker only). A tuple: bulk enqueues make many."""
+
+    job_id: str
+    provider: str
+    op: str
+    user: str
+    spec: dict[str, Any]
+    payload_fields: Mapping[str, Any]
+    idempotency_key: str | None = None
+    run_at: float = 0.0
+    message: QueuedMessage | None = None
+    payload: bytes | None = None
 
 
 @dataclass
@@ -91,9 +110,35 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def new_job_ids(count: int) -> list[str]:
+    """`count` ids like `new_job_id()` (random UUID4s, 32 hex digits), from one read of the
+    OS random source (uuid4() reads it once per id, which shows in a bulk enqueue)."""
+    raw = os.urandom(16 * count).hex()
+    return [f"{h[:12]}4{h[13:16]}{_VARIANT[h[16]]}{h[17:]}"
+            for h in (raw[i:i + 32] for i in range(0, 32 * count, 32))]
+
+
 def _script(client: redis.Redis, name: str):
     text = resources.files(__package__).joinpath("lua", name).read_text()
     return client.register_script(text)
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # create-script headers
+_SPEC_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _text(value: Any) -> str:
+    """A hash field value as redis-py would send it (str, int, float repr), JSON otherwise."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value)
 
 
 def _flat(fields: Mapping[str, Any]) -> list[Any]:
@@ -132,25 +177,123 @@ class JobStore:
                run_at: float = 0.0, message: QueuedMessage | None = None,
                pipe: redis.client.Pipeline | None = None, now: float | None = None):
         """Create a queued job (and push its message). Returns (created, job_id) — or, with
-        `pipe`, queues the script and returns nothing; read the pair from the pipe result."""
+        `pipe`, queues the script and returns nothing; read the pair from the pipe result
+        with `parse_create`."""
+        job = NewJob(job_id=job_id, provider=provider, op=op, user=user, spec=spec,
+                     payload_fields=payload_fields, idempotency_key=idempotency_key,
+                     run_at=run_at, message=message)
         now = time.time() if now is None else now
-        fields = {
-            "id": job_id, "provider": provider, "op": op, "user": user,
-            "spec": self.keyring.seal(json.dumps(spec).encode(), f"jobspec:{job_id}".encode()),
-            "attempts": 0, "throttles": 0, "runs": 0, "run_at": run_at,
-            "idempotency_key": idempotency_key or "", **payload_fields,
-        }
-        args = [
-            PREFIX, job_id, now,
-            self.idempotency_key(provider, idempotency_key) if idempotency_key else "",
-            self.idempotency_ttl, self.events_maxlen,
-            message.queue_key if message else "", message.message_id if message else "",
-            message.data if message else b"", *_flat(fields),
-        ]
-        result = self._create(args=args, client=pipe or self.redis)
+        args = [*self._create_head(now), self.encode_new(job)]
+        result = self._create(args=args, client=pipe if pipe is not None else self.redis)
         if pipe is not None:
             return None
         return parse_create(result)
+
+    def create_many(self, jobs: Sequence[NewJob], *, now: float | None = None,
+                    chunk: int = CREATE_CHUNK, chunk_bytes: int = CREATE_CHUNK_BYTES,
+                    ) -> list[tuple[bool, str]]:
+        """Create many queued jobs in one pipelined round trip. Returns (created, job_id) per
+        job, in order; a job whose idempotency key was taken (before, or earlier in `jobs`)
+        gives (False, that job's id) and stores nothing.
+
+        One script call per `chunk` jobs (or `chunk_bytes` of arguments) creates each of its
+        jobs whole (see create_job.lua). Calls are written to one connection as they are
+        encoded and the replies read after the last, so Redis runs the first calls while
+        the rest are encoded. Pass jobs that encode (JSON specs, UTF-8 strings): one that
+        does not stops the sending there. A failed call (ResponseError) or such a stop is
+        raised once every reply was read, with `created` set on the exception to the ids
+        of the jobs the other calls created. A connection error is raised at once and never
+        retried, since Redis may have run what it received.
+        """
+        if not jobs:
+            return []
+        now = time.time() if now is None else now
+        head = ["EVAL", self._create.script, 0, *self._create_head(now)]
+        pool = self.redis.connection_pool
+        conn = pool.get_connection()
+        calls, failure = 0, None
+        try:
+            try:
+                for args in self._create_calls(jobs, chunk, chunk_bytes):
+                    conn.send_packed_command(conn.pack_command(*head, *args),
+                                             check_health=calls == 0)
+                    calls += 1
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise  # redis-py closed the connection
+            except BaseException as exc:  # a job that does not encode, or an interrupt
+                failure = exc
+            try:
+                replies = self._read_replies(conn, calls)
+            except Exception:
+                if failure is None:
+                    raise
+                replies = []
+        finally:
+            pool.release(conn)
+        out: list[tuple[bool, str]] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                failure = failure or reply
+            else:
+                out += parse_created(reply)
+        if failure is not None:
+            failure.created = [job_id for created, job_id in out if created]  # type: ignore[attr-defined]
+            raise failure
+        if len(out) != len(jobs):
+            raise RuntimeError(f"job creation answered for {len(out)} of {len(jobs)} jobs")
+        return out
+
+    def _create_calls(self, jobs: Sequence[NewJob], chunk: int,
+                      chunk_bytes: int) -> Iterator[list[bytes]]:
+        args: list[bytes] = []
+        size = 0
+        for job in jobs:
+            encoded = self.encode_new(job)
+            args.append(encoded)
+            size += len(encoded)
+            if len(args) >= chunk or size >= chunk_bytes:
+                yield args
+                args, size = [], 0
+        if args:
+            yield args
+
+    @staticmethod
+    def _read_replies(conn, count: int) -> list[Any]:
+        """Every reply of `count` calls sent on `conn` (errors as values), so the connection
+        goes back to the pool in step; on a connection error it is closed."""
+        replies: list[Any] = []
+        try:
+            for _ in range(count):
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()
+            raise
+        return replies
+
+    def _create_head(self, now: float) -> list[Any]:
+        return [PREFIX, repr(float(now)), self.idempotency_ttl, self.events_maxlen]
+
+    def encode_new(self, job: NewJob) -> bytes:
+        """One job as the create script's argument (see create_job.lua): a JSON header line,
+        then the sealed spec, the sealed inline payload (if any) and the message bytes."""
+        job_id = job.job_id
+        spec = self.keyring.seal(_SPEC_JSON.encode(job.spec).encode(),
+                                 b"jobspec:" + job_id.encode())
+        payload = job.payload
+        message = job.message
+        header = [job_id,
+                  self.idempotency_key(job.provider, job.idempotency_key)
+                  if job.idempotency_key else "",
+                  message.queue_key if message else "", message.message_id if message else "",
+                  len(spec), -1 if payload is None else len(payload),
+                  job.provider, job.op, job.user, _text(job.run_at), job.idempotency_key or ""]
+        for key, value in job.payload_fields.items():
+            header += (key, _text(value))
+        return b"".join((_JSON.encode(header).encode(), b"\n", spec, payload or b"",
+                         message.data if message else b""))
 
     def find_idempotent(self, provider: str, keys: Sequence[str]) -> list[str | None]:
         """Job ids already created for these idempotency keys (one round trip)."""
@@ -294,6 +437,14 @@ class JobStore:
                 for eid, fields in entries]
 
 
-def parse_create(result) -> tuple[bool, str]:
-    created, job_id = result
-    return bool(created), job_id.decode() if isinstance(job_id, bytes) else job_id
+def parse_created(result: bytes | str) -> list[tuple[bool, str]]:
+    """The create script's answer: (created, job_id) per job."""
+    text = result.decode() if isinstance(result, bytes) else result
+    return [(True, entry[1:]) if entry[:1] == "+" else (False, entry)
+            for entry in text.split(",")]
+
+
+def parse_create(result: bytes | str) -> tuple[bool, str]:
+    """(created, job_id) of a one-job `create` read from a pipeline's results."""
+    (only,) = parse_created(result)
+    return only

@@ -108,36 +108,43 @@ class PayloadStore:
         PayloadTooLarge past `max_bytes` leaves nothing behind. With `pipe`, an inline payload
         is queued on it (nothing is written until the caller executes it).
         """
+        ref, sealed = self.stage(job_id, source)
+        if sealed is not None:
+            (pipe if pipe is not None else self.redis).set(keys.payload(job_id), sealed)
+        return ref
+
+    def stage(self, job_id: str, source: PayloadSource) -> tuple[PayloadRef, bytes | None]:
+        """Like `put`, but an inline payload is returned sealed instead of written: the
+        caller stores it at `keys.payload(job_id)` (the job-creation script does, together
+        with the job). A large payload is written to the payload directory as by `put`, and
+        None is returned beside its ref."""
         check_job_id(job_id)
         if isinstance(source, bytes | bytearray | memoryview):
             view = memoryview(source).cast("B")
             self._check_size(len(view))
             if len(view) <= self.inline_limit:
-                return self._put_inline(job_id, bytes(view), pipe)
-            return self._put_file(job_id, _slices(view, IO_CHUNK))
+                return self._seal_inline(job_id, source if isinstance(source, bytes) else bytes(view))
+            return self._put_file(job_id, _slices(view, IO_CHUNK)), None
         if isinstance(source, str | os.PathLike):
             with _open_regular(source) as file:
                 self._check_size(os.fstat(file.fileno()).st_size)
-                return self._put_stream(job_id, file, os.fsdecode(source), pipe)
+                return self._stage_stream(job_id, file, os.fsdecode(source))
         if isinstance(source, io.TextIOBase):
             raise ValidationError("payload stream is in text mode: open it in binary mode ('rb')")
         if not callable(getattr(source, "read", None)):
             raise ValidationError("payload must be bytes, a path or a readable binary stream, "
                                   f"not {type(source).__name__}")
-        return self._put_stream(job_id, source, "payload stream", pipe)
+        return self._stage_stream(job_id, source, "payload stream")
 
-    def _put_stream(self, job_id: str, stream: BinaryIO, label: str,
-                    pipe: redis.client.Pipeline | None) -> PayloadRef:
+    def _stage_stream(self, job_id: str, stream: BinaryIO,
+                      label: str) -> tuple[PayloadRef, bytes | None]:
         head = _read_up_to(stream, self.inline_limit + 1, label)
         if len(head) <= self.inline_limit:
-            return self._put_inline(job_id, head, pipe)
-        return self._put_file(job_id, itertools.chain([head], _read_chunks(stream, label)))
+            return self._seal_inline(job_id, head)
+        return self._put_file(job_id, itertools.chain([head], _read_chunks(stream, label))), None
 
-    def _put_inline(self, job_id: str, data: bytes,
-                    pipe: redis.client.Pipeline | None) -> PayloadRef:
-        (pipe if pipe is not None else self.redis).set(
-            keys.payload(job_id), self.keyring.seal(data, _aad(job_id)))
-        return PayloadRef("inline", len(data))
+    def _seal_inline(self, job_id: str, data: bytes) -> tuple[PayloadRef, bytes]:
+        return PayloadRef("inline", len(data)), self.keyring.seal(data, _aad(job_id))
 
     def _put_file(self, job_id: str, chunks: Iterable[bytes]) -> PayloadRef:
         final = self.path(job_id)
