@@ -16,7 +16,7 @@ from worker.dataswyft import (
 from worker.errors import ValidationError
 
 from . import validation
-from .writes import Prepared
+from .writes import Prepared, user_ref
 
 
 def _credential(credential: Any, user: str) -> None:
@@ -39,7 +39,7 @@ class PdaRecordWrite:
 
     def validated(self) -> PdaRecordWrite:
         body = validate_record_data(self.data)
-        return PdaRecordWrite(user=validation.user_ref(self.user),
+        return PdaRecordWrite(user=user_ref(self.user),
                               namespace=validate_namespace(self.namespace),
                               endpoint=validate_endpoint(self.endpoint), data=body,
                               skip_errors=bool(self.skip_errors),
@@ -67,7 +67,7 @@ class PdaBatchWrite:
     provider = "dataswyft"
 
     def validated(self) -> PdaBatchWrite:
-        return PdaBatchWrite(user=validation.user_ref(self.user), items=self.items,
+        return PdaBatchWrite(user=user_ref(self.user), items=self.items,
                              idempotency_key=validation.idempotency_key(self.idempotency_key),
                              delay=validation.delay_seconds(self.delay),
                              body=validate_batch(self.items))
@@ -105,7 +105,7 @@ class PdaFileWrite:
 
     def validated(self) -> PdaFileWrite:
         meta = validate_file_metadata(self.metadata())
-        return PdaFileWrite(user=validation.user_ref(self.user),
+        return PdaFileWrite(user=user_ref(self.user),
                             data=validation.payload_source(self.data), name=meta["name"],
                             source=meta["source"], tags=list(meta.get("tags", [])),
                             title=meta.get("title"), description=meta.get("description"),

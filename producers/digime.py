@@ -9,9 +9,21 @@ from worker.digime import validate_descriptor
 from worker.errors import ValidationError
 
 from . import validation
-from .writes import Prepared
+from .writes import Prepared, user_ref
 
 MODES = ("postbox", "import")
+DEFAULT_MIME_TYPE = "application/octet-stream"
+
+
+def _descriptor(descriptor: Any) -> dict[str, Any]:
+    """`validate_descriptor`, skipped when the descriptor is exactly the default one (valid
+    by construction; most bulk writes carry it)."""
+    if type(descriptor) is dict and len(descriptor) == 2:
+        mime, accounts = descriptor.get("mimeType"), descriptor.get("accounts")
+        if type(mime) is str and mime == DEFAULT_MIME_TYPE and type(accounts) is list \
+                and not accounts:
+            return descriptor
+    return validate_descriptor(descriptor)
 
 
 @dataclass
@@ -25,7 +37,7 @@ class DigimeWrite:
     user: str
     data: Any
     file_name: str
-    descriptor: dict[str, Any] = field(default_factory=lambda: {"mimeType": "application/octet-stream",
+    descriptor: dict[str, Any] = field(default_factory=lambda: {"mimeType": DEFAULT_MIME_TYPE,
                                                                  "accounts": []})
     mode: str | None = None
     idempotency_key: str | None = None
@@ -37,9 +49,9 @@ class DigimeWrite:
         if mode is not None and mode not in MODES:
             raise ValidationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         return DigimeWrite(
-            user=validation.user_ref(self.user), data=validation.payload_source(self.data),
+            user=user_ref(self.user), data=validation.payload_source(self.data),
             file_name=validation.file_name(self.file_name),
-            descriptor=validate_descriptor(self.descriptor), mode=mode,
+            descriptor=_descriptor(self.descriptor), mode=mode,
             idempotency_key=validation.idempotency_key(self.idempotency_key),
             delay=validation.delay_seconds(self.delay),
         )

@@ -3,12 +3,15 @@ sealed request and payload."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+import functools
+from typing import Any, NamedTuple, Protocol
+
+from . import validation
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
+    """A tuple: a bulk enqueue makes one per write."""
+
     provider: str
     op: str
     user: str
@@ -28,3 +31,14 @@ class Write(Protocol):
     def validated(self) -> Write: ...
 
     def prepare(self, credential: Any) -> Prepared: ...
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_user(value: str) -> str:
+    return validation.user_ref(value)
+
+
+def user_ref(value: Any) -> str:
+    """`validation.user_ref`, remembered for strings: a bulk enqueue names few users many
+    times."""
+    return _checked_user(value) if type(value) is str else validation.user_ref(value)

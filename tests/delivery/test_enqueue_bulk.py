@@ -89,3 +89,24 @@ def test_invalid_write_in_a_large_batch_stores_nothing(datapost, user, redis_cli
     with pytest.raises(ValidationError, match="file_name"):
         datapost.enqueue_many(writes)
     assert set(redis_client.scan_iter(count=1000)) == before
+
+
+@pytest.mark.parametrize("descriptor", [
+    {"mimeType": "application/octet-stream", "accounts": [{"id": 1}]},
+    {"mimeType": "application/octet-stream", "accounts": "none"},
+    {"mimeType": "application/octet-stream", "accounts": [], "tags": "x"},
+    {"mimeType": b"application/octet-stream", "accounts": []},
+])
+def test_descriptors_like_the_default_are_still_checked(descriptor):
+    with pytest.raises(ValidationError, match="file descriptor"):
+        DigimeWrite(user="u", data=b"x", file_name="f.txt", descriptor=descriptor).validated()
+    default = DigimeWrite(user="u", data=b"x", file_name="f.txt").validated()
+    assert default.descriptor == {"mimeType": "application/octet-stream", "accounts": []}
+
+
+def test_a_bad_user_is_refused_every_time():
+    for _ in range(2):  # the check is remembered for good names only
+        with pytest.raises(ValidationError, match="control characters"):
+            DigimeWrite(user="bad\nuser", data=b"x", file_name="f.txt").validated()
+    with pytest.raises(ValidationError, match="user must be"):
+        DigimeWrite(user=["not", "a", "string"], data=b"x", file_name="f.txt").validated()
