@@ -8,6 +8,7 @@ would defeat the pin.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -68,6 +69,10 @@ class DigimeClient:
             raise ConfigError("the TokenVerifier is pinned to a different digi.me API URL than "
                               "the client's digime.api_url")
         self.agent = agent if agent is not None else default_agent()
+        # Parsing a postbox key (PEM armour, base64, DER) is a good share of a small write's
+        # CPU, and a user writes many files to one postbox. Public keys only; a bad key
+        # raises and is not cached.
+        self._postbox_key = functools.lru_cache(maxsize=4096)(load_postbox_key)
 
     def __repr__(self) -> str:
         return f"DigimeClient(api_url={self.api_url!r}, client_id={self.key.client_id!r})"
@@ -112,7 +117,8 @@ class DigimeClient:
             raise ValidationError("postbox_id must be a non-empty string")
         validate_file_name(file_name)
         meta = descriptor_json(validate_descriptor(descriptor))
-        public_key = load_postbox_key(public_key_pem)
+        public_key = (self._postbox_key(public_key_pem)
+                      if isinstance(public_key_pem, str | bytes) else load_postbox_key(public_key_pem))
         size = payload_size(payload)
 
         crypto = PostboxCrypto.new(public_key, meta)

@@ -153,6 +153,10 @@ def aad(provider: str, user: str) -> bytes:
     return f"cred:{provider}:{user}".encode()
 
 
+_SEALED_NAMES = {provider: frozenset(f.name for f in fields(cls)) - set(CLEAR_FIELDS)
+                 for provider, cls in CREDENTIAL_TYPES.items()}  # every job opens one
+
+
 def to_plaintext(cred: Credential) -> bytes:
     """The sealed part: every field but the clear ones."""
     data = {f.name: getattr(cred, f.name) for f in fields(cred) if f.name not in CLEAR_FIELDS}
@@ -166,7 +170,7 @@ def from_plaintext(provider: str, plaintext: bytes, *, version: int, status: str
     data = json.loads(plaintext)
     if not isinstance(data, dict):
         raise ValueError("sealed credential is not an object")
-    names = {f.name for f in fields(cls)} - set(CLEAR_FIELDS)
+    names = _SEALED_NAMES[provider]
     try:
         return cls(**{k: v for k, v in data.items() if k in names},
                    version=version, status=status, updated_at=updated_at)
