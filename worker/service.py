@@ -121,7 +121,7 @@ class DeliveryService:
                                 policy=RetryPolicy(settings.retry), providers=providers,
                                 settings=d, worker_id=worker_id,
                                 on_finished=lambda job, state: cls._cleanup(stores, job, state),
-                                on_outcome=metrics.outcome)
+                                finish_keys=cls._finish_keys, on_outcome=metrics.outcome)
         recovery = Recovery(on_tick=[
             engine.extend_leases,
             lambda: cls._every(stores, "sweep", SWEEP_EVERY, engine.sweep),
@@ -131,15 +131,26 @@ class DeliveryService:
         return cls(settings, stores, broker, http, engine, recovery)
 
     @staticmethod
-    def _cleanup(stores: Stores, job, state) -> None:
-        """A succeeded job's payload is no longer needed. Failed and dead jobs can be
+    def _finish_keys(job, state) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(delete, expire): what the move to `state` does to an inline payload in the same
+        script. A succeeded job's payload is no longer needed. Failed and dead jobs can be
         replayed, so theirs stays as long as the job record (result TTL); parked jobs keep
         theirs until they resume."""
-        ref = PayloadRef(job.payload_kind, job.payload_size)
+        if job.payload_kind != "inline":
+            return (), ()
         if state in (JobState.SUCCEEDED, JobState.CANCELLED):
+            return (store_keys.payload(job.id),), ()
+        if state in (JobState.FAILED, JobState.DEAD):
+            return (), (store_keys.payload(job.id),)
+        return (), ()
+
+    @staticmethod
+    def _cleanup(stores: Stores, job, state) -> None:
+        """A payload file goes with its succeeded job, as an inline one does (`_finish_keys`);
+        failed and dead jobs keep theirs for a replay."""
+        ref = PayloadRef(job.payload_kind, job.payload_size)
+        if ref.kind == "file" and state in (JobState.SUCCEEDED, JobState.CANCELLED):
             stores.payloads.delete(job.id, ref)
-        elif state in (JobState.FAILED, JobState.DEAD) and ref.kind == "inline":
-            stores.redis.expire(store_keys.payload(job.id), stores.jobs.result_ttl)
 
     @staticmethod
     def _every(stores: Stores, name: str, seconds: float, task: Callable[[], object]) -> None:

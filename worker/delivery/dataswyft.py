@@ -22,8 +22,9 @@ from ..dataswyft import (
     validate_pda_domain,
 )
 from ..errors import DatapostError, PayloadError, PayloadMissing, SealError, ValidationError
-from ..store import CredentialVault, DataswyftCredential, PayloadRef, PayloadStore
+from ..store import CredentialVault, DataswyftCredential, PayloadStore
 from ..store.jobs import Job, JobStore
+from . import inputs
 from .dataswyft_tokens import PdaTokenKeeper
 from .limits import RateLimiter
 from .outcomes import Delivered, DeliveryFailure, Outcome
@@ -104,7 +105,7 @@ class DataswyftDelivery:
     # -- inputs ------------------------------------------------------------------------
     def _session(self, job: Job) -> _Session:
         try:
-            cred = self.vault.load("dataswyft", job.user)
+            cred = inputs.credential(self.vault, "dataswyft", job)
         except DatapostError as exc:
             raise DeliveryFailure(Outcome.TRANSIENT, f"credential unreadable: {exc}") from None
         if not isinstance(cred, DataswyftCredential):
@@ -125,7 +126,7 @@ class DataswyftDelivery:
 
     def _payload(self, job: Job):
         try:
-            return self.payloads.open(job.id, PayloadRef(job.payload_kind, job.payload_size))
+            return inputs.payload(self.payloads, job)
         except (PayloadMissing, SealError) as exc:
             raise DeliveryFailure(Outcome.PERMANENT, f"payload unreadable: {exc}") from None
 

@@ -24,7 +24,8 @@ from ..digime import (
 from ..errors import DatapostError, PayloadError, PayloadMissing, SealError
 from ..store import CredentialVault, DigimeCredential
 from ..store.jobs import Job
-from ..store.payloads import PayloadRef, PayloadStore
+from ..store.payloads import PayloadStore
+from . import inputs
 from .digime_tokens import DigimeTokenKeeper
 from .limits import RateLimiter
 from .outcomes import Delivered, DeliveryFailure, Outcome
@@ -82,7 +83,7 @@ class DigimeDelivery:
     # -- inputs ------------------------------------------------------------------------
     def _credential(self, job: Job) -> DigimeCredential:
         try:
-            cred = self.vault.load("digime", job.user)
+            cred = inputs.credential(self.vault, "digime", job)
         except DatapostError as exc:
             raise DeliveryFailure(Outcome.TRANSIENT, f"credential unreadable: {exc}") from None
         if cred is None:
@@ -96,7 +97,7 @@ class DigimeDelivery:
 
     def _payload(self, job: Job):
         try:
-            return self.payloads.open(job.id, PayloadRef(job.payload_kind, job.payload_size))
+            return inputs.payload(self.payloads, job)
         except PayloadMissing as exc:
             raise DeliveryFailure(Outcome.PERMANENT, f"payload missing: {exc}") from None
         except SealError as exc:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -20,6 +21,7 @@ from ..errors import DatapostError
 from ..logging import get_logger
 from ..queue import Publisher
 from ..store.jobs import TERMINAL, Job, JobState, JobStore
+from ..store.vault import LOAD_FIELDS as CREDENTIAL_FIELDS
 from .outcomes import Delivered, DeliveryFailure, Outcome
 from .retry import RetryPolicy
 
@@ -60,6 +62,15 @@ def through_outage(call: Callable[[], T]) -> T:
     return retrying(call)
 
 
+@dataclass(frozen=True)
+class _Step:
+    """The state change an attempt ends with; `retry_in` seconds: send the message again."""
+
+    state: JobState
+    fields: dict[str, Any]
+    retry_in: float | None = None
+
+
 class ProviderDelivery(Protocol):
     """A platform's delivery: one attempt for one job, raising DeliveryFailure on failure."""
 
@@ -71,6 +82,8 @@ class DeliveryEngine:
                  providers: Mapping[str, ProviderDelivery], settings: DeliverySettings,
                  worker_id: str, on_finished: Callable[[Job, JobState], None] | None = None,
                  on_outcome: Callable[[str, str, float], None] | None = None,
+                 finish_keys: Callable[[Job, JobState], tuple[Sequence[str], Sequence[str]]]
+                 | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.jobs = jobs
         self.publisher = publisher
@@ -80,22 +93,25 @@ class DeliveryEngine:
         self.worker_id = worker_id
         self.on_finished = on_finished
         self.on_outcome = on_outcome
+        self.finish_keys = finish_keys  # (delete, expire) keys of a job moving to a state
         self.clock = clock
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
 
     # -- the actor body ----------------------------------------------------------------
     def run(self, job_id: str) -> None:
-        claimed, previous, lease = self.jobs.claim(job_id, self.worker_id, LEASE_SECONDS,
-                                                   self.clock())
-        if not claimed:
-            self._not_claimed(job_id, previous, lease)
+        # One round trip: the claim, the job record, its user's credential record and its
+        # inline payload (the providers use the last two from `job.preloaded`).
+        claim = self.jobs.claim_and_load(job_id, self.worker_id, LEASE_SECONDS, self.clock(),
+                                         credential_fields=CREDENTIAL_FIELDS)
+        if not claim.claimed:
+            self._not_claimed(job_id, claim.previous, claim.lease_until)
             return
         with self._lock:
             self._inflight.add(job_id)
         try:
             try:
-                job = self.jobs.require(job_id)
+                job = claim.job()
             except DatapostError as exc:  # e.g. sealed under a master key no longer held
                 self._unreadable(job_id, exc)
                 return
@@ -120,28 +136,32 @@ class DeliveryEngine:
         started = self.clock()
         trail: list[dict[str, Any]] = []
         record: dict[str, Any] = {"run": job.runs, "started_at": started, "worker": self.worker_id}
+        step: _Step | None = None
         try:
             provider = self.providers.get(job.provider)
             if provider is None:
                 raise DeliveryFailure(Outcome.PERMANENT, f"no delivery for provider {job.provider!r}")
             delivered = provider.attempt(job, trail)
             record |= {"status": delivered.status, "decision": "succeeded"}
-            self._finish(job, JobState.SUCCEEDED, {"result": delivered.result, "error": ""})
+            step = _Step(JobState.SUCCEEDED, {"result": delivered.result, "error": ""})
         except DeliveryFailure as failure:
             record |= {"status": failure.status, "code": failure.code,
                        "error_class": str(failure.outcome), "message": failure.message}
-            record["decision"] = self._decide(job, failure)
+            record["decision"], step = self._decide(job, failure)
         except Exception as exc:  # our bug: keep the job, retry it, say what happened
             log.exception("delivery crashed", job_id=job.id)
             failure = DeliveryFailure(Outcome.TRANSIENT, f"internal error: {type(exc).__name__}",
                                       error_class=type(exc).__name__)
             record |= {"error_class": "internal", "message": failure.message}
-            record["decision"] = self._decide(job, failure)
+            record["decision"], step = self._decide(job, failure)
         finally:
             seconds = self.clock() - started
             record["duration_ms"] = round(seconds * 1000, 1)
             record["steps"] = trail
-            through_outage(lambda: self.jobs.record_attempt(job.id, record))
+            if step is not None:  # the attempt record goes in with the state change
+                self._apply(job, step, record)
+            else:  # interrupted before an outcome (time limit, shutdown): history only
+                through_outage(lambda: self.jobs.record_attempt(job.id, record))
             if self.on_outcome is not None:
                 self.on_outcome(job.provider, outcome_label(record.get("decision", "")), seconds)
 
@@ -153,51 +173,51 @@ class DeliveryEngine:
                                          "message": f"job record unreadable: {exc}"}})
 
     # -- decisions ---------------------------------------------------------------------
-    def _decide(self, job: Job, failure: DeliveryFailure) -> str:
+    def _decide(self, job: Job, failure: DeliveryFailure) -> tuple[str, _Step]:
+        """The attempt's decision (as recorded) and the state change that carries it out."""
         outcome = failure.outcome
         error = failure.to_record()
         if outcome is Outcome.ALREADY_STORED:
-            self._finish(job, JobState.SUCCEEDED, {"result": {"deduplicated": True,
-                                                              "message": failure.message}})
-            return "succeeded (deduplicated)"
+            return "succeeded (deduplicated)", _Step(JobState.SUCCEEDED, {"result": {
+                "deduplicated": True, "message": failure.message}})
         if outcome is Outcome.PERMANENT:
-            self._finish(job, JobState.FAILED, {"error": error})
-            return "failed"
+            return "failed", _Step(JobState.FAILED, {"error": error})
         if outcome in (Outcome.NEEDS_SIGNIN, Outcome.TOKEN_EXPIRED):
-            self._finish(job, JobState.PARKED, {"error": error})
-            return "parked"
+            return "parked", _Step(JobState.PARKED, {"error": error})
         too_old = self.clock() - job.created_at > self.settings.job_max_age
         if outcome is Outcome.THROTTLED and not too_old:
             delay = min(MAX_THROTTLE_DELAY, max(1.0, failure.retry_after or 30.0))
-            self._retry_later(job, delay, error, throttles=job.throttles + 1)
-            return f"throttled: retry in {delay:.0f} s (budget kept)"
+            return (f"throttled: retry in {delay:.0f} s (budget kept)",
+                    self._retry_later(delay, error, throttles=job.throttles + 1))
         failures = job.attempts + 1
         if too_old or self.policy.exhausted(failures):
-            self._finish(job, JobState.DEAD, {"error": error, "attempts": failures})
-            return "dead"
+            return "dead", _Step(JobState.DEAD, {"error": error, "attempts": failures})
         delay = self.policy.delay(job.attempts)
-        self._retry_later(job, delay, error, attempts=failures)
-        return f"retry {failures} in {delay:.1f} s"
+        return (f"retry {failures} in {delay:.1f} s",
+                self._retry_later(delay, error, attempts=failures))
 
-    def _retry_later(self, job: Job, delay: float, error: dict, **counters: int) -> None:
-        run_at = self.clock() + delay
-        moved, _ = through_outage(lambda: self.jobs.move(
-            job.id, JobState.RETRYING, allowed_from=[JobState.RUNNING], worker=self.worker_id,
-            now=self.clock(), fields={"error": error, "run_at": run_at, **counters}))
-        if moved:
-            through_outage(lambda: self.publisher.publish(job.id, delay_ms=int(delay * 1000)))
+    def _retry_later(self, delay: float, error: dict, **counters: int) -> _Step:
+        return _Step(JobState.RETRYING, {"error": error, "run_at": self.clock() + delay,
+                                         **counters}, retry_in=delay)
 
-    def _finish(self, job: Job, state: JobState, fields: dict) -> None:
+    def _apply(self, job: Job, step: _Step, record: dict[str, Any]) -> None:
+        """One script: the attempt record, the state change and (for a finished job) its
+        inline leftovers; then the retry's message, or the rest of the cleanup."""
+        delete, expire = self.finish_keys(job, step.state) if self.finish_keys else ((), ())
         moved, current = through_outage(lambda: self.jobs.move(
-            job.id, state, allowed_from=[JobState.RUNNING], worker=self.worker_id,
-            fields=fields, now=self.clock()))
+            job.id, step.state, allowed_from=[JobState.RUNNING], worker=self.worker_id,
+            fields=step.fields, now=self.clock(), attempt=record, delete=delete, expire=expire))
         if not moved:
             log.warning("job changed under us; result not written", job_id=job.id,
-                        wanted=str(state), current=current)
+                        wanted=str(step.state), current=current)
             return
-        log.info("job finished", job_id=job.id, provider=job.provider, state=str(state))
-        if self.on_finished is not None and state in TERMINAL | {JobState.PARKED}:
-            self.on_finished(job, state)
+        if step.retry_in is not None:
+            through_outage(lambda: self.publisher.publish(job.id,
+                                                          delay_ms=int(step.retry_in * 1000)))
+            return
+        log.info("job finished", job_id=job.id, provider=job.provider, state=str(step.state))
+        if self.on_finished is not None and step.state in TERMINAL | {JobState.PARKED}:
+            self.on_finished(job, step.state)
 
     # -- housekeeping (called from the recovery thread) --------------------------------
     def extend_leases(self) -> None:

@@ -23,6 +23,7 @@ import redis
 from ..errors import JobNotFound
 
 PREFIX = "datapost:"
+ATTEMPTS_KEPT = 100  # attempt records kept per job
 CREATE_CHUNK = 100  # jobs per create-script call (Redis runs one call at a time)
 CREATE_CHUNK_BYTES = 8 * 1024 * 1024
 
@@ -89,6 +90,9 @@ class Job:
     idempotency_key: str = ""
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    # What `JobStore.claim_and_load` read with the claim: "credential" (the vault's
+    # LOAD_FIELDS row of this job's user) and "payload" (the sealed inline payload or None).
+    preloaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def terminal(self) -> bool:
@@ -378,12 +382,28 @@ class JobStore:
               now: float | None = None) -> tuple[bool, str, float]:
         """Take a job for one attempt. Returns (claimed, previous_state, lease_until); the
         lease is only reported when another worker holds the job."""
+        claim = self.claim_and_load(job_id, worker, lease_seconds, now, credential_fields=())
+        return claim.claimed, claim.previous, claim.lease_until
+
+    def claim_and_load(self, job_id: str, worker: str, lease_seconds: float,
+                       now: float | None = None, *,
+                       credential_fields: Sequence[str] = ()) -> Claim:
+        """`claim`, and when it succeeds also read, in the same round trip, the job record,
+        these fields of its user's credential record and its sealed inline payload (what a
+        delivery attempt needs). `Claim.job()` decodes them."""
         now = time.time() if now is None else now
         reply = self._claim(args=[PREFIX, job_id, now, now + lease_seconds, worker,
-                                  self.events_maxlen])
+                                  self.events_maxlen, *credential_fields])
         state = reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
-        lease = float(reply[2]) if len(reply) > 2 else 0.0
-        return bool(reply[0]), state, lease
+        lease = float(reply[2]) if len(reply) > 2 and reply[2] else 0.0
+        claim = Claim(self, job_id, bool(reply[0]), state, lease)
+        if claim.claimed and len(reply) > 3:
+            flat = reply[3]
+            claim.record = (dict(zip(flat[::2], flat[1::2], strict=True))
+                            if isinstance(flat, list) else dict(flat))
+            claim.credential = [_bulk(v) for v in reply[4]]
+            claim.payload = _bulk(reply[5])
+        return claim
 
     def extend_lease(self, job_id: str, worker: str, lease_seconds: float) -> bool:
         """Push the lease forward while a long upload runs (only by the holder)."""
@@ -403,12 +423,20 @@ class JobStore:
 
     def move(self, job_id: str, to: JobState, *, allowed_from: Iterable[JobState],
              fields: Mapping[str, Any] | None = None, worker: str = "", note: str = "",
-             now: float | None = None, pipe: redis.client.Pipeline | None = None):
-        """Change state if the current one is in `allowed_from`; returns (moved, previous)."""
+             now: float | None = None, pipe: redis.client.Pipeline | None = None,
+             attempt: Mapping[str, Any] | None = None, keep_attempts: int = ATTEMPTS_KEPT,
+             delete: Sequence[str] = (), expire: Sequence[str] = ()):
+        """Change state if the current one is in `allowed_from`; returns (moved, previous).
+
+        In the same script: `attempt` is appended to the job's attempt history (whether or
+        not the move is allowed, as long as the job exists), and after a move the keys in
+        `delete` are deleted and those in `expire` get the record's TTL (e.g. its payload)."""
         now = time.time() if now is None else now
         ttl = self.result_ttl if to in TERMINAL else 0
         args = [PREFIX, job_id, str(to), now, ",".join(str(s) for s in allowed_from), worker,
-                self.events_maxlen, ttl, note, *_flat(fields or {})]
+                self.events_maxlen, ttl, note, *_flat(fields or {}),
+                json.dumps(attempt, default=str) if attempt is not None else "", keep_attempts,
+                len(delete), *delete, len(expire), *expire]
         result = self._move(args=args, client=pipe or self.redis)
         if pipe is not None:
             return None
@@ -424,7 +452,10 @@ class JobStore:
         raw = self.redis.hget(self.key(job_id), "progress")
         return json.loads(raw) if raw else {}
 
-    def record_attempt(self, job_id: str, attempt: Mapping[str, Any], keep: int = 100) -> None:
+    def record_attempt(self, job_id: str, attempt: Mapping[str, Any],
+                       keep: int = ATTEMPTS_KEPT) -> None:
+        """Append to the attempt history on its own (`move(attempt=...)` does it with the
+        state change)."""
         key = f"{self.key(job_id)}:attempts"
         pipe = self.redis.pipeline(transaction=False)
         pipe.rpush(key, json.dumps(attempt, default=str))
@@ -435,6 +466,43 @@ class JobStore:
         entries = self.redis.xrevrange(f"{PREFIX}events", count=count)
         return [{k.decode(): v.decode() for k, v in fields.items()} | {"id": eid.decode()}
                 for eid, fields in entries]
+
+
+def _bulk(value: Any) -> bytes | None:
+    """A value a Lua script returned: bytes, or None for a missing one (nil, or false,
+    which a RESP3 connection reads as a boolean)."""
+    return value if isinstance(value, bytes) else None
+
+
+class Claim:
+    """What `JobStore.claim_and_load` got: whether the job was claimed (and if not, its
+    state and, when another worker holds it, that lease), and the records read with it."""
+
+    def __init__(self, store: JobStore, job_id: str, claimed: bool, previous: str,
+                 lease_until: float) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.claimed = claimed
+        self.previous = previous
+        self.lease_until = lease_until
+        self.record: dict[bytes, bytes] | None = None
+        self.credential: list[bytes | None] | None = None
+        self.payload: bytes | None = None
+
+    def __repr__(self) -> str:
+        return (f"Claim(job_id={self.job_id!r}, claimed={self.claimed}, "
+                f"previous={self.previous!r})")
+
+    def job(self) -> Job:
+        """The claimed job with what was read beside it in `Job.preloaded` (JobNotFound,
+        or the unsealing error of a damaged record, as `JobStore.require` raises them)."""
+        if self.record is None:
+            return self.store.require(self.job_id)
+        if not self.record:
+            raise JobNotFound(f"no job {self.job_id!r}")
+        job = self.store._decode(self.record)
+        job.preloaded = {"credential": self.credential, "payload": self.payload}
+        return job
 
 
 def parse_created(result: bytes | str) -> list[tuple[bool, str]]:

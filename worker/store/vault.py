@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import redis
 
@@ -104,6 +104,7 @@ return 1
 
 REVOKED_CAS = 2**62  # above any real token iat: no renewal is written over a tombstone
 
+LOAD_FIELDS = ("sealed", "version", "status", "updated_at")  # what `load` reads
 _INFO_FIELDS = ("status", "version", "kid", "updated_at", "expires_at", "pda_domain", "has_postbox")
 
 
@@ -177,8 +178,15 @@ class CredentialVault:
     def load(self, provider: str, user: str) -> Credential | None:
         """The stored credential, or None. VaultError if it cannot be opened."""
         key = self._key(provider, user)
-        sealed, version, status, updated_at = self.redis.hmget(
-            key, ["sealed", "version", "status", "updated_at"])
+        return self.from_row(provider, user, self.redis.hmget(key, LOAD_FIELDS))
+
+    def from_row(self, provider: str, user: str,
+                 row: Sequence[bytes | None]) -> Credential | None:
+        """`load` for a row read elsewhere: the values of `LOAD_FIELDS`, in order, of the
+        record at `keys.credential(provider, user)` (the job claim script reads it in the
+        same round trip as the job)."""
+        check_provider(provider)
+        sealed, version, status, updated_at = row
         if sealed is None:
             return None
         try:
