@@ -43,6 +43,7 @@ from .postbox import (
 from .tokens import TokenSet, TokenVerifier, token_set_from_payload
 
 JSON = "application/json"
+SMALL_BODY = 256 * 1024  # request bodies up to this size are built whole, larger ones stream
 
 
 def build_http_client(delivery: DeliverySettings | None = None, **kwargs: Any) -> httpx.Client:
@@ -124,7 +125,9 @@ class DigimeClient:
         crypto = PostboxCrypto.new(public_key, meta)
         upload = multipart_upload(file_name, size)
         bearer = self.key.assertion(crypto.claims(access_token))
-        content = upload.body(encrypt_stream(crypto.key, crypto.iv, checked_chunks(payload)))
+        content: Any = upload.body(encrypt_stream(crypto.key, crypto.iv, checked_chunks(payload)))
+        if upload.length <= SMALL_BODY:  # one send instead of one per multipart piece
+            content = b"".join(content)
         headers = {"Authorization": f"Bearer {bearer}", "Accept": JSON,
                    "Content-Type": upload.content_type, "Content-Length": str(upload.length)}
         response = self._send("POST", f"permission-access/postbox/{quote(postbox_id, safe='')}",
@@ -141,8 +144,11 @@ class DigimeClient:
         headers = import_headers(bearer=self.key.assertion({"access_token": access_token}),
                                  file_descriptor=file_descriptor_header(self.key, descriptor),
                                  size=size)
+        content: Any = checked_chunks(payload)
+        if size <= SMALL_BODY:
+            content = b"".join(content)
         self._send("POST", "permission-access/import", operation="import push", headers=headers,
-                   content=checked_chunks(payload), secrets=(access_token,))
+                   content=content, secrets=(access_token,))
 
     # -- plumbing -------------------------------------------------------------------------
 
