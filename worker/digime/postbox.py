@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import math
 import mimetypes
 import os
@@ -27,7 +28,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from .errors import DigimeProtocolError, InvalidPublicKey
 
 MIN_KEY_BITS = 2048
-OUT_CHUNK = 64 * 1024
+OUT_CHUNK = 1024 * 1024  # ciphertext piece handed to the HTTP client
+BLOCK = 16
 _PEM = re.compile(r"-----BEGIN ([A-Z ]+)-----(.*?)-----END \1-----", re.S)
 
 
@@ -109,16 +111,70 @@ def ciphertext_length(size: int) -> int:
 
 
 def encrypt_stream(key: bytes, iv: bytes, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Ciphertext in pieces of about OUT_CHUNK bytes (tiny input chunks are coalesced)."""
-    enc = CbcEncryptor(key, iv)
-    pending = bytearray()
-    for chunk in chunks:
-        pending += enc.update(chunk)
-        if len(pending) >= OUT_CHUNK:
-            yield bytes(pending)
-            pending.clear()
-    pending += enc.finalize()
-    yield bytes(pending)
+    """Ciphertext of the concatenated chunks with PKCS#7 padding, in pieces of OUT_CHUNK
+    bytes (the last one shorter).
+
+    The cipher writes into one reused buffer (`update_into`), sized to the data up to
+    OUT_CHUNK, and each piece is copied out once as `bytes` (what the HTTP stack sends
+    without copying again). Asking the cipher for a fresh 1 MiB object per call is what
+    made this slow: the allocator hands back and refaults that memory each time, which
+    costs more than the AES itself.
+    """
+    cipher = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    chunks = iter(chunks)
+    first = next(chunks, b"")
+    second = next(chunks, None)
+    if second is None and len(first) < OUT_CHUNK:  # a small payload: one piece, no buffer
+        pad = BLOCK - len(first) % BLOCK
+        yield cipher.update(b"".join((first, bytes([pad]) * pad))) + cipher.finalize()
+        return
+    chunks = itertools.chain((first,) if second is None else (first, second), chunks)
+    buf = bytearray()
+    view = memoryview(buf)
+    filled = 0  # ciphertext bytes in `buf`: a multiple of BLOCK, below OUT_CHUNK between steps
+    tail = b""  # plaintext short of a whole block
+
+    def room(size: int) -> None:
+        """Make `size` more ciphertext bytes fit (update_into also wants BLOCK - 1 spare)."""
+        nonlocal buf, view
+        if filled + size + BLOCK <= len(buf):
+            return
+        grown = bytearray(min(OUT_CHUNK + BLOCK, max(2 * len(buf), filled + size)) + BLOCK)
+        memoryview(grown)[:filled] = view[:filled]
+        view.release()
+        buf, view = grown, memoryview(grown)
+
+    try:
+        for chunk in chunks:
+            data = memoryview(chunk).cast("B")
+            if tail:
+                take = min(BLOCK - len(tail), len(data))
+                tail += bytes(data[:take])
+                data = data[take:]
+                if len(tail) < BLOCK:
+                    continue
+                room(2 * BLOCK)
+                filled += cipher.update_into(tail, view[filled:])
+                tail = b""
+                if filled == OUT_CHUNK:
+                    yield bytes(view[:filled])
+                    filled = 0
+            while len(data) >= BLOCK:
+                whole = min(len(data), OUT_CHUNK - filled) // BLOCK * BLOCK
+                room(whole + BLOCK)  # and the padding block, should this be the end
+                filled += cipher.update_into(data[:whole], view[filled:])
+                data = data[whole:]
+                if filled == OUT_CHUNK:
+                    yield bytes(view[:filled])
+                    filled = 0
+            tail = bytes(data)
+        pad = BLOCK - len(tail)
+        room(BLOCK)
+        filled += cipher.update_into(tail + bytes([pad]) * pad, view[filled:])
+        cipher.finalize()
+        yield bytes(view[:filled])
+    finally:
+        view.release()
 
 
 # -- the request -----------------------------------------------------------------------------
