@@ -82,7 +82,10 @@ class CpuSampler:
     current Python stack (leaf = `own`, every function on the stack once = `cum`). Blocked
     threads use no CPU and get nothing. Python runs the handler between bytecodes, so CPU
     spent inside a C call (an RSA signature, a socket syscall) is charged to the Python
-    function that made it.
+    function that made it. With several busy threads the handler mostly runs when another
+    thread lets the GIL go, i.e. blocks, so their CPU is charged to blocking calls: trust
+    its breakdown in `engine` mode (one thread), and use `--cpu-only` under
+    `py-spy record --gil` for the dramatiq mode.
     """
 
     def __init__(self, interval: float = 0.0005) -> None:
@@ -322,6 +325,10 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3,
                    help="unprofiled batches per mode; the figure is the lowest (least disturbed "
                         "by other work on the machine), all are reported")
+    p.add_argument("--cpu-only", action="store_true",
+                   help="only the unprofiled batches (e.g. under an outside sampler such as "
+                        "`py-spy record --gil`, which attributes threads' CPU better than "
+                        "this script's sampler does with many threads)")
     p.add_argument("--top", type=int, default=40, help="functions listed per table")
     p.add_argument("--dump", help="write each mode's cProfile stats to DUMP.<mode>.prof")
     args = p.parse_args()
@@ -352,42 +359,45 @@ def main() -> None:
                         return ids
 
                     cpus = [run_engine(service, batch(f"engine{r}")) for r in range(args.repeat)]
-                    sampler = CpuSampler()
-                    run_engine(service, batch("engine-sampled"), sampler)
-                    prof = cProfile.Profile()
-                    run_engine(service, batch("engine-cprofile"), prof)
-                    done += (2 + args.repeat) * n
-                    stats = pstats.Stats(prof)
-                    result["engine"] = {**cpu_figures(cpus, n),
-                                        "sampled": sampler.report(n, args.top),
-                                        "round_trips": key_calls(stats, n),
-                                        "calls": calls(stats, n, args.top)}
-                    show("engine (direct calls)", result["engine"])
-                    if args.dump:
-                        stats.dump_stats(f"{args.dump}.engine.prof")
+                    done += args.repeat * n
+                    result["engine"] = cpu_figures(cpus, n)
+                    if not args.cpu_only:
+                        sampler = CpuSampler()
+                        run_engine(service, batch("engine-sampled"), sampler)
+                        prof = cProfile.Profile()
+                        run_engine(service, batch("engine-cprofile"), prof)
+                        done += 2 * n
+                        stats = pstats.Stats(prof)
+                        result["engine"] |= {"sampled": sampler.report(n, args.top),
+                                             "round_trips": key_calls(stats, n),
+                                             "calls": calls(stats, n, args.top)}
+                        show("engine (direct calls)", result["engine"])
+                        if args.dump:
+                            stats.dump_stats(f"{args.dump}.engine.prof")
                 if args.mode in ("dramatiq", "both"):
                     cpus = []
                     for r in range(args.repeat):
                         enqueue(datapost, users, n, args.size, f"dq{r}")
                         done += n
                         cpus.append(run_dramatiq(service, datapost, done, args.threads))
-                    sampler = CpuSampler()
-                    enqueue(datapost, users, n, args.size, "dq-sampled")
-                    done += n
-                    run_dramatiq(service, datapost, done, args.threads, sampler=sampler)
-                    enqueue(datapost, users, n, args.size, "dq-cprofile")
-                    done += n
-                    run_dramatiq(service, datapost, done, args.threads, profiles=profiles)
-                    stats = pstats.Stats()
-                    for prof in profiles.profiles:
-                        stats.add(prof)
-                    result["dramatiq"] = {**cpu_figures(cpus, n),
-                                          "sampled": sampler.report(n, args.top),
-                                          "round_trips": key_calls(stats, n),
-                                          "calls": calls(stats, n, args.top)}
-                    show("dramatiq worker (all threads)", result["dramatiq"])
-                    if args.dump:
-                        stats.dump_stats(f"{args.dump}.dramatiq.prof")
+                    result["dramatiq"] = cpu_figures(cpus, n)
+                    if not args.cpu_only:
+                        sampler = CpuSampler()
+                        enqueue(datapost, users, n, args.size, "dq-sampled")
+                        done += n
+                        run_dramatiq(service, datapost, done, args.threads, sampler=sampler)
+                        enqueue(datapost, users, n, args.size, "dq-cprofile")
+                        done += n
+                        run_dramatiq(service, datapost, done, args.threads, profiles=profiles)
+                        stats = pstats.Stats()
+                        for prof in profiles.profiles:
+                            stats.add(prof)
+                        result["dramatiq"] |= {"sampled": sampler.report(n, args.top),
+                                               "round_trips": key_calls(stats, n),
+                                               "calls": calls(stats, n, args.top)}
+                        show("dramatiq worker (all threads)", result["dramatiq"])
+                        if args.dump:
+                            stats.dump_stats(f"{args.dump}.dramatiq.prof")
                 result["states"] = {k: v for k, v in datapost.stores.jobs.counts().items() if v}
                 service.close()
     finally:
