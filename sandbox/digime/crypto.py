@@ -127,32 +127,82 @@ def decrypt_small(key: bytes, iv: bytes, data: bytes, what: str) -> bytes:
     return dec.update(data) + dec.finalize(what)
 
 
+class FileDecryptor:
+    """Decrypt an AES-256-CBC/PKCS#7 file fed in pieces of any size: hash the plaintext and
+    optionally write it to `dest`, in bounded memory and without a fresh buffer per piece
+    (`update_into` into one reused buffer; the last block is held back until `finish`
+    strips the padding). Call `close()` in any case: it removes `dest` unless `finish()`
+    succeeded, so nothing half-decrypted is ever stored."""
+
+    def __init__(self, key: bytes, iv: bytes, dest: Path | None = None) -> None:
+        self._cipher = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+        self._digest = hashlib.sha256()
+        self._dest = dest
+        self._out: BinaryIO | None = dest.open("wb") if dest is not None else None
+        self._buffer = bytearray()
+        self._held = b""  # the newest plaintext block: padding, if it turns out to be the last
+        self.ciphertext_size = 0
+        self.size = 0
+        self._done = False
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self.ciphertext_size += len(data)
+        need = len(data) + 16
+        if len(self._buffer) < need:
+            self._buffer = bytearray(max(need, CHUNK + 16))
+        n = self._cipher.update_into(data, self._buffer)
+        if n == 0:
+            return
+        view = memoryview(self._buffer)
+        try:
+            if self._held:
+                self._emit(self._held)
+            self._emit(view[:n - 16])
+            self._held = bytes(view[n - 16:n])
+        finally:
+            view.release()
+
+    def _emit(self, plain: bytes | memoryview) -> None:
+        self._digest.update(plain)
+        self.size += len(plain)
+        if self._out is not None:
+            self._out.write(plain)
+
+    def finish(self, what: str = "file") -> tuple[int, str]:
+        """Check the length and padding; returns (plaintext size, sha256 hex)."""
+        if self.ciphertext_size == 0 or self.ciphertext_size % 16:
+            raise CryptoError(
+                f"{what} ciphertext must be a non-empty multiple of 16 bytes (AES-256-CBC), "
+                f"got {self.ciphertext_size}")
+        self._cipher.finalize()  # nothing is buffered: the length is a multiple of 16
+        last = self._held
+        pad = last[-1] if len(last) == 16 else 0
+        if not 1 <= pad <= 16 or last[-pad:] != bytes([pad]) * pad:
+            raise CryptoError(f"{what} does not decrypt: bad PKCS#7 padding (wrong key or iv?)")
+        self._emit(last[:-pad])
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        self._done = True
+        return self.size, self._digest.hexdigest()
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        if not self._done and self._dest is not None:
+            self._dest.unlink(missing_ok=True)
+
+
 def decrypt_file(key: bytes, iv: bytes, src: BinaryIO, dest: Path | None) -> tuple[int, str]:
     """Decrypt `src` chunk by chunk into `dest` (or nowhere); returns (size, sha256 hex).
 
     On failure `dest` is removed, so nothing half-decrypted is ever stored.
     """
-    dec = CbcDecryptor(key, iv)
-    digest = hashlib.sha256()
-    size = 0
-    out = dest.open("wb") if dest is not None else None
+    dec = FileDecryptor(key, iv, dest)
     try:
         while chunk := src.read(CHUNK):
-            plain = dec.update(chunk)
-            digest.update(plain)
-            size += len(plain)
-            if out is not None:
-                out.write(plain)
-        tail = dec.finalize("file")
-        digest.update(tail)
-        size += len(tail)
-        if out is not None:
-            out.write(tail)
-    except BaseException:
-        if out is not None:
-            out.close()
-            dest.unlink(missing_ok=True)  # type: ignore[union-attr]
-        raise
-    if out is not None:
-        out.close()
-    return size, digest.hexdigest()
+            dec.update(chunk)
+        return dec.finish("file")
+    finally:
+        dec.close()

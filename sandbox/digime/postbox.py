@@ -14,7 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .client_jwt import authenticate
-from .crypto import CryptoError, decrypt_file, decrypt_small, parse_iv, std_b64decode, unwrap_key
+from .crypto import (
+    CryptoError,
+    FileDecryptor,
+    decrypt_small,
+    parse_iv,
+    std_b64decode,
+    unwrap_key,
+)
 from .descriptor import check_descriptor
 from .errors import (
     INSUFFICIENT_SCOPE,
@@ -62,19 +69,21 @@ def postbox_endpoint(state: DigimeState):
             raise invalid_request(str(exc)) from None
         check_descriptor(metadata)
 
-        form, upload = await single_file_part(request)
         dest = state.staging_path() if state.world.settings.keep_content else None
+        decryptor = FileDecryptor(key, iv, dest)
         try:
-            size, sha256 = await run_in_threadpool(decrypt_file, key, iv, upload.file, dest)
-        except CryptoError as exc:
-            raise invalid_request(str(exc)) from None
+            file_name = await single_file_part(request, decryptor.update)
+            try:
+                size, sha256 = decryptor.finish("file")
+            except CryptoError as exc:
+                raise invalid_request(str(exc)) from None
         finally:
-            await form.close()
+            decryptor.close()
 
         now = state.now()
         delivery = state.add_delivery(
             mode="postbox", client_id=call.client_id, user_id=box.user_id, postbox_id=box.id,
-            fileName=upload.filename, size=size, sha256=sha256, metadata=metadata,
+            fileName=file_name, size=size, sha256=sha256, metadata=metadata,
             status="delivered" if status == "valid" else "pending",
             access_token_used=token.value, received_at=now,
             expires=int(now + POSTBOX_RETENTION), content_path=dest)
