@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.requests import Request
@@ -44,7 +45,9 @@ def run(raw: bytes, step: int, content_type: str | None = None) -> tuple[str, by
         name = await single_file_part(Request(scope, receive), lambda v: got.append(bytes(v)))
         return name, got
 
-    name, got = asyncio.run(main())
+    # a thread of its own: a test before may have left an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        name, got = pool.submit(asyncio.run, main()).result()
     return name, b"".join(got), [len(g) for g in got]
 
 
