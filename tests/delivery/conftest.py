@@ -248,8 +248,8 @@ def wait_for(datapost: Datapost, job_ids: list[str], states: set[str],
              timeout: float = 60.0) -> dict[str, dict]:
     """Poll until every job is in one of `states`; returns their summaries.
 
-    A worker records an attempt just after moving the job to its next state, so this also
-    waits (briefly) until every run has its attempt in the log."""
+    The attempt record is written in the same script as the state change; the short settle
+    loop below only guards against a reader that raced the script."""
     deadline = time.monotonic() + timeout
     while True:
         summaries = {j: datapost.job(j).summary() for j in job_ids}
