@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 
 from sandbox.server import _bind
 
@@ -31,8 +32,11 @@ def test_accepted_connections_have_tcp_nodelay():
             server.close()
             await server.wait_closed()
 
+    # a loop of its own, in a thread of its own: an earlier test may leave one running here
+    runner = threading.Thread(target=asyncio.run, args=(main(),))
     try:
-        asyncio.run(main())
+        runner.start()
+        runner.join(30)
     finally:
         for sock in sockets:
             sock.close()
