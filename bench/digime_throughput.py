@@ -16,9 +16,9 @@ import time
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from producers import Datapost, DigimeWrite
+from producers import Datapost
 
-from .harness import bench_env, emit, machine, run_pipeline
+from .harness import bench_env, emit, machine, run_pipeline, small_writes
 
 
 def crypto_cost(rounds: int = 500) -> float:
@@ -46,8 +46,7 @@ def main() -> None:
         settings = bench.settings()
         with Datapost.connect(settings, bench.redis.url) as datapost:
             users = bench.mint_users(datapost, args.users)
-            writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
-                                  file_name=f"w{i}.bin") for i in range(args.jobs)]
+            writes = small_writes(users, args.jobs, args.size)
             run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
     crypto = crypto_cost()
     per_job = run["worker_cpu"] / args.jobs

@@ -15,9 +15,9 @@ import importlib
 import os
 import time
 
-from producers import Datapost, DigimeWrite
+from producers import Datapost
 
-from .harness import bench_env, emit, machine
+from .harness import bench_env, emit, machine, small_writes
 
 
 def main() -> None:
@@ -30,8 +30,7 @@ def main() -> None:
     with bench_env() as bench:
         with Datapost.connect(bench.settings(), bench.redis.url) as datapost:
             users = bench.mint_users(datapost, args.users)
-            writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
-                                  file_name=f"w{i}.bin") for i in range(args.jobs)]
+            writes = small_writes(users, args.jobs, args.size)
             started = time.perf_counter()
             for i in range(0, len(writes), args.batch):
                 datapost.enqueue_many(writes[i:i + args.batch])

@@ -51,16 +51,7 @@ class Bench:
         self.urls = json.loads(self.sandbox.stdout.readline())
         threading.Thread(target=lambda: [None for _ in self.sandbox.stdout], daemon=True).start()
         self.control("POST", "/settings", json={"keep_content": False})
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        key_file = self.workdir / "contract.pem"
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.TraditionalOpenSSL,
-                                               serialization.NoEncryption()))
-        public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.control("POST", "/contracts", json={"application_id": "bench",
-                                                 "contract_id": "bench-contract",
-                                                 "public_key": public.decode()})
+        _, key_file = self.register_contract("bench", "bench-contract", "contract.pem")
         self.env = {
             "DATAPOST_REDIS_URL": self.redis.url,
             "DATAPOST_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
@@ -79,6 +70,21 @@ class Bench:
             "DATAPOST_LOG_FORMAT": "json",
         }
         return self
+
+    def register_contract(self, app_id: str, contract_id: str,
+                          key_name: str) -> tuple[str, Path]:
+        """A new RSA-2048 contract key, written to `key_name` in the workdir and registered
+        with the sandbox; returns the contract's client id and the key file."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_file = self.workdir / key_name
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.TraditionalOpenSSL,
+                                               serialization.NoEncryption()))
+        public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+        made = self.control("POST", "/contracts", json={
+            "application_id": app_id, "contract_id": contract_id, "public_key": public.decode()})
+        return made["client_id"], key_file
 
     def control(self, method: str, path: str, **kwargs) -> dict:
         resp = httpx.request(method, self.urls["control_url"] + path, timeout=60, **kwargs)
@@ -211,6 +217,14 @@ def run_pipeline(bench: Bench, datapost, writes: list, processes: int, threads: 
             "worker_cpu": cpu_seconds(procs) - cpu0,
             "sandbox_cpu": cpu_seconds(sandbox_procs) - sandbox0,
             "states": {k: v for k, v in datapost.stores.jobs.counts().items() if v}}
+
+
+def small_writes(users: list[str], count: int, size: int, tag: str = "w") -> list:
+    """`count` digi.me writes of `size` random bytes, spread round-robin over `users`."""
+    from producers import DigimeWrite
+
+    return [DigimeWrite(user=users[i % len(users)], data=os.urandom(size),
+                        file_name=f"{tag}{i}.bin") for i in range(count)]
 
 
 def emit(result: dict) -> None:

@@ -16,9 +16,9 @@ import statistics
 import sys
 import time
 
-from producers import Datapost, DigimeWrite
+from producers import Datapost
 
-from .harness import bench_env, emit, machine, run_pipeline, wait_until
+from .harness import bench_env, emit, machine, run_pipeline, small_writes, wait_until
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -41,8 +41,7 @@ def main() -> None:
         users = bench.mint_users(datapost, args.users)
         max_rate = None
         if args.rate is None:
-            writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
-                                  file_name=f"m{i}.bin") for i in range(args.max_jobs)]
+            writes = small_writes(users, args.max_jobs, args.size, tag="m")
             run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
             max_rate = args.max_jobs / run["seconds"]
             rate = max_rate / 2

@@ -20,10 +20,10 @@ import subprocess
 import sys
 import time
 
-from producers import Datapost, DigimeWrite
+from producers import Datapost
 
 from .digime_throughput import crypto_cost
-from .harness import ROOT, bench_env, cpu_seconds, emit, machine, run_pipeline, tree, wait_until
+from .harness import ROOT, bench_env, cpu_seconds, emit, machine, run_pipeline, small_writes, tree, wait_until
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -76,8 +76,7 @@ def main() -> None:
     with bench_env() as bench:
         with Datapost.connect(bench.settings(), bench.redis.url) as datapost:
             users = bench.mint_users(datapost, args.users)
-            writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
-                                  file_name=f"w{i}.bin") for i in range(args.jobs)]
+            writes = small_writes(users, args.jobs, args.size)
             run = run_pipeline(bench, datapost, writes, args.processes, args.threads)
         for proc in bench.workers:
             stop(proc)

@@ -28,13 +28,11 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from producers import Datapost, DigimeWrite
+from producers import Datapost
 
 from .digime_throughput import crypto_cost
-from .harness import ROOT, bench_env, cpu_seconds, emit, machine, run_pipeline, tree
+from .harness import ROOT, bench_env, cpu_seconds, emit, machine, run_pipeline, small_writes, tree
 
 DRIVER = ROOT / "bench" / "peer_sdk_write.js"
 SDK_CLIENT_ID = ("bench", "peer-sdk")
@@ -74,17 +72,7 @@ def skip(reason: str) -> None:
 
 def register_sdk_contract(bench) -> tuple[str, Path]:
     """A second contract for the SDK, so the sandbox counts its deliveries apart."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = bench.workdir / "peer-sdk-contract.pem"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    app_id, contract_id = SDK_CLIENT_ID
-    client_id = bench.control("POST", "/contracts", json={
-        "application_id": app_id, "contract_id": contract_id, "public_key": public.decode()})["client_id"]
-    return client_id, key_file
+    return bench.register_contract(*SDK_CLIENT_ID, "peer-sdk-contract.pem")
 
 
 class SdkDriver:
@@ -173,8 +161,7 @@ def main() -> None:
             parts = [sdk.part(first)]
             with Datapost.connect(bench.settings(), bench.redis.url) as datapost:
                 users = bench.mint_users(datapost, args.users)
-                writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(args.size),
-                                      file_name=f"w{i}.bin") for i in range(args.writes)]
+                writes = small_writes(users, args.writes, args.size)
                 print(f"datapost: {args.writes} writes, worker {args.processes} x {args.threads}",
                       file=sys.stderr)
                 run = run_pipeline(bench, datapost, writes, args.processes, args.threads)

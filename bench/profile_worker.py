@@ -43,12 +43,12 @@ from collections import defaultdict  # noqa: E402
 import dramatiq  # noqa: E402
 from dramatiq.middleware import Middleware  # noqa: E402
 
-from producers import Datapost, DigimeWrite  # noqa: E402
+from producers import Datapost  # noqa: E402
 from worker.logging import configure_logging  # noqa: E402
 from worker.service import DeliveryService  # noqa: E402
 
 from .digime_throughput import crypto_cost  # noqa: E402
-from .harness import bench_env, emit, machine, wait_until  # noqa: E402
+from .harness import bench_env, emit, machine, small_writes, wait_until  # noqa: E402
 
 GROUPS = (  # (path fragment, group), first match wins
     ("/httpx/", "http client (httpx, httpcore, h11)"), ("/httpcore/", "http client (httpx, httpcore, h11)"),
@@ -246,8 +246,7 @@ def key_calls(stats: pstats.Stats, jobs: int) -> dict[str, float]:
 
 
 def enqueue(datapost: Datapost, users: list[str], count: int, size: int, tag: str) -> list[str]:
-    writes = [DigimeWrite(user=users[i % len(users)], data=os.urandom(size),
-                          file_name=f"{tag}-{i}.bin") for i in range(count)]
+    writes = small_writes(users, count, size, tag=f"{tag}-")
     ids: list[str] = []
     for i in range(0, count, 500):
         ids += datapost.enqueue_many(writes[i:i + 500])
