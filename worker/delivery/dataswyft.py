@@ -28,7 +28,7 @@ from . import inputs
 from .dataswyft_tokens import PdaTokenKeeper
 from .limits import RateLimiter
 from .outcomes import Delivered, DeliveryFailure, Outcome
-from .retry import within_attempt
+from .retry import attempt_retrier
 
 MAX_RESTARTS = 2
 
@@ -80,9 +80,7 @@ class DataswyftDelivery:
         self.keeper = keeper
         self.allowed_suffixes = allowed_suffixes
         self.sandbox_mode = sandbox_mode
-        self.tries = tries
-        self.max_wait = max_wait
-        self.sleep = sleep
+        self.retrier = attempt_retrier(tries=tries, max_wait=max_wait, sleep=sleep)
         self.on_upload = on_upload
 
     def attempt(self, job: Job, trail: list[dict[str, Any]]) -> Delivered:
@@ -153,7 +151,7 @@ class DataswyftDelivery:
                           "ms": round((time.monotonic() - started) * 1000, 1)})
             return result
 
-        return within_attempt(once, tries=self.tries, max_wait=self.max_wait, sleep=self.sleep)
+        return self.retrier(once)
 
     def _failure(self, session: _Session, exc: DataswyftError) -> DeliveryFailure:
         failure = classify(exc)

@@ -29,7 +29,7 @@ from . import inputs
 from .digime_tokens import DigimeTokenKeeper
 from .limits import RateLimiter
 from .outcomes import Delivered, DeliveryFailure, Outcome
-from .retry import within_attempt
+from .retry import attempt_retrier
 
 PERMANENT_STATUSES = {400, 403, 404, 405, 406, 409, 410, 413, 415, 422}
 
@@ -66,9 +66,7 @@ class DigimeDelivery:
         self.payloads = payloads
         self.client = client
         self.keeper = keeper
-        self.tries = tries
-        self.max_wait = max_wait
-        self.sleep = sleep
+        self.retrier = attempt_retrier(tries=tries, max_wait=max_wait, sleep=sleep)
         self.on_upload = on_upload
 
     def attempt(self, job: Job, trail: list[dict[str, Any]]) -> Delivered:
@@ -124,7 +122,7 @@ class DigimeDelivery:
                           "ms": round((time.monotonic() - started) * 1000, 1)})
             return result
 
-        return within_attempt(once, tries=self.tries, max_wait=self.max_wait, sleep=self.sleep)
+        return self.retrier(once)
 
     def _postbox(self, job: Job, cred: DigimeCredential, payload, trail) -> Delivered:
         def upload(c: DigimeCredential):

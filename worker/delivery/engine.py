@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import redis
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from ..config import DeliverySettings
 from ..errors import DatapostError
@@ -52,24 +53,20 @@ def retry_on_store_outage(retries: int, exc: BaseException) -> bool:
     return isinstance(exc, STORE_OUTAGE) and retries < 1000
 
 
-def through_outage(call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
+_OUTAGE_RETRYING = Retrying(retry=retry_if_exception_type(STORE_OUTAGE), reraise=True,
+                            wait=wait_exponential(multiplier=0.25, max=5),
+                            stop=stop_after_delay(STORE_OUTAGE_SECONDS))
+
+
+def through_outage(call: Callable[[], T]) -> T:
     """Run a store write that carries an outcome, waiting out a short Redis outage (a
     restart): dropping it would deliver an already-landed job a second time.
 
     Tries again after 0.25 s, 0.5 s, 1 s, ... (at most 5 s apart) until STORE_OUTAGE_SECONDS
-    have passed, then raises the last error; other errors are raised at once. (The loop
-    tenacity's exponential wait and stop-after-delay would run, written out: every job's
-    outcome goes through here, and a `Retrying` per call showed in the worker's profile.)"""
-    started = time.monotonic()
-    attempt = 1
-    while True:
-        try:
-            return call()
-        except STORE_OUTAGE:
-            if time.monotonic() - started >= STORE_OUTAGE_SECONDS:
-                raise
-        sleep(min(5.0, 0.25 * 2 ** (attempt - 1)))
-        attempt += 1
+    have passed, then raises the last error; other errors are raised at once. One shared
+    `Retrying` (its per-call state is thread-local): building one per call showed in the
+    worker's profile."""
+    return _OUTAGE_RETRYING(call)
 
 
 @dataclass(frozen=True)
