@@ -18,14 +18,13 @@ import uuid
 from pathlib import Path
 
 from producers import Datapost
+from worker.store.jobs import TERMINAL
 
 from ..harness import bench_env, emit, machine
 from .audit import audit, receipts, states
 from .disrupt import Disruptor
 from .faults import FaultMix
 from .workload import Producer, plan
-
-TERMINAL = ("succeeded", "failed", "dead", "cancelled")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,13 +82,10 @@ def storm(bench, datapost, args, mix: FaultMix, rng: random.Random) -> dict:
     for _ in range(args.workers):
         start_worker()
     time.sleep(4)
-    redis = datapost.stores.redis
 
     def finished() -> int:
-        pipe = redis.pipeline(transaction=False)
-        for state in TERMINAL:
-            pipe.zcard(f"datapost:jobs:{state}")
-        return sum(pipe.execute())
+        counts = datapost.stores.jobs.counts()
+        return sum(counts[str(state)] for state in TERMINAL)
 
     producer = Producer(datapost, planned, batch=100, rate=args.rate)
     disruptor = Disruptor(bench, datapost, total=args.jobs, kills=args.kills,

@@ -16,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 
-import psutil
 import redis
 
 from worker.store.jobs import JobState
+
+from ..harness import tree
 
 
 class Disruptor(threading.Thread):
@@ -68,7 +69,7 @@ class Disruptor(threading.Thread):
     def _kill(self) -> dict:
         live = [w for w in self.bench.workers if w.poll() is None]
         victim = self.rng.choice(live)
-        pids = {p.pid for p in _tree(victim.pid)}
+        pids = {p.pid for p in tree(victim)}
         in_flight = self._running_on(pids)
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
@@ -101,7 +102,3 @@ def _pid_of(worker_id: str) -> int | None:
     except (IndexError, ValueError):
         return None
 
-
-def _tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
